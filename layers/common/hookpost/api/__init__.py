@@ -1,0 +1,1 @@
+"""The HTTP API: one powertools resolver, a Router per resource."""

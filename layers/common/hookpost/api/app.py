@@ -1,0 +1,153 @@
+"""The resolver: every Router joined under /v1, one map from exceptions to problem bodies, and
+`handle`, the function the ingest Lambda (and `make dev`'s HTTP server) calls per request."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from hookpost import __version__
+from hookpost.api.auth import authorize, authorize_middleware
+from hookpost.api.responses import (
+    PROBLEM_CONTENT_TYPE,
+    Problem,
+    field_error,
+    problem_body,
+    problem_response,
+)
+from hookpost.api.routes import applications, attempts, event_types, events, health, subscriptions
+from hookpost.config import get_settings
+from hookpost.db.pool import DatabaseUnavailable
+
+logger = Logger(service="hookpost")
+
+# Constraint names, as the migrations spell them, and what they mean to an API client.
+CONSTRAINT_PROBLEMS = {
+    "events_idempotency_key": (409, "an event with this event_id is being stored; send it again"),
+    "event_types_pkey": (409, "this event type already exists"),
+    "api_keys_key_hash_key": (409, "key collision; create the key again"),
+}
+
+resolver = APIGatewayRestResolver(enable_validation=True)
+resolver.use([authorize_middleware])
+for module in (health, applications, event_types, subscriptions, events, attempts):
+    resolver.include_router(module.router, prefix="/v1")
+resolver.configure_openapi(
+    title="Hookpost",
+    version=__version__,
+    summary="Webhook delivery: send events, Hookpost signs and delivers them to subscriptions.",
+)
+resolver.enable_swagger(path="/v1/docs", title="Hookpost API")
+
+
+@resolver.get("/v1/openapi.json", include_in_schema=False)
+def openapi_document():
+    return Response(200, "application/json", resolver.get_openapi_json_schema())
+
+
+@resolver.exception_handler(Problem)
+def _problem(exc: Problem) -> Response:
+    return exc.to_response()
+
+
+@resolver.exception_handler(RequestValidationError)
+def _invalid_request(exc: RequestValidationError) -> Response:
+    # Validation runs before any middleware; credentials still decide first.
+    try:
+        authorize(resolver)
+    except Problem as problem:
+        return problem.to_response()
+    errors = exc.errors()
+    if any(error.get("type") == "json_invalid" for error in errors):
+        return problem_response(400, "the request body is not valid JSON", slug="malformed-json")
+    if any(error["loc"][:1] == ("path",) for error in errors):
+        return problem_response(404, "no such resource", slug="not-found")
+    fields = [field_error(_field_name(error["loc"]), error["msg"]) for error in errors]
+    detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
+    return problem_response(422, detail, slug="validation", errors=fields)
+
+
+@resolver.exception_handler(DatabaseUnavailable)
+def _database_unavailable(exc: DatabaseUnavailable) -> Response:
+    logger.warning("database unavailable", extra={"error": str(exc)})
+    return problem_response(
+        503,
+        "the database is unavailable; retry shortly",
+        slug="unavailable",
+        headers={"Retry-After": "5"},
+    )
+
+
+@resolver.exception_handler(psycopg.errors.IntegrityError)
+def _integrity(exc: psycopg.errors.IntegrityError) -> Response:
+    constraint = exc.diag.constraint_name or ""
+    status, detail = CONSTRAINT_PROBLEMS.get(
+        constraint, (409, "the request conflicts with stored data")
+    )
+    return problem_response(status, detail, slug="conflict")
+
+
+@resolver.exception_handler(NotFoundError)
+def _not_found(exc: NotFoundError) -> Response:
+    return problem_response(404, "no such route", slug="not-found")
+
+
+@resolver.not_found
+def _no_route(exc: Exception) -> Response:
+    return problem_response(404, "no such route", slug="not-found")
+
+
+@resolver.exception_handler(Exception)
+def _unexpected(exc: Exception) -> Response:
+    logger.exception("unhandled error")
+    return problem_response(500, "internal error", slug="internal")
+
+
+def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Answer one API Gateway (REST, proxy) event."""
+    too_large = _body_too_large(event)
+    if too_large:
+        return {
+            "statusCode": 413,
+            "headers": {"Content-Type": PROBLEM_CONTENT_TYPE},
+            "body": json.dumps(problem_body(413, too_large, slug="payload-too-large")),
+            "isBase64Encoded": False,
+        }
+    if event.get("body") and not _is_json(event):
+        # Everything is JSON here; a client that forgot the header (curl -d) still means JSON.
+        headers = {
+            k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"
+        }
+        event = {**event, "headers": {**headers, "Content-Type": "application/json"}}
+        event.pop("multiValueHeaders", None)
+    return resolver.resolve(event, context)
+
+
+def _is_json(event: dict[str, Any]) -> bool:
+    headers = event.get("headers") or {}
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    return "json" in content_type.lower()
+
+
+def _body_too_large(event: dict[str, Any]) -> str | None:
+    body = event.get("body") or ""
+    settings = get_settings()
+    batch = (event.get("path") or "").rstrip("/").endswith("/events/batch")
+    limit = settings.max_batch_bytes if batch else settings.max_event_bytes
+    size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
+    if size > limit:
+        return f"the request body is over the {limit} byte limit"
+    return None
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    name = ""
+    for part in loc[1:] if loc[:1] in (("body",), ("query",)) else loc:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "body"

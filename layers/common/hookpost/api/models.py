@@ -1,0 +1,258 @@
+"""Request and response bodies: what the OpenAPI document says and what validation enforces."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+
+EVENT_TYPE_PATTERN = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+EVENT_TYPE_NAME_RE = re.compile(EVENT_TYPE_PATTERN)
+
+
+def rfc3339(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _utc(value: datetime) -> datetime:
+    # A timestamp without an offset is read as UTC rather than refused.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+Timestamp = Annotated[datetime, PlainSerializer(rfc3339, return_type=str)]
+InputTimestamp = Annotated[datetime, AfterValidator(_utc)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+EventTypeName = Annotated[str, Field(min_length=1, max_length=200, pattern=EVENT_TYPE_PATTERN)]
+StringMap = dict[
+    Annotated[str, Field(min_length=1, max_length=200)], Annotated[str, Field(max_length=1000)]
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Page(BaseModel):
+    next_cursor: str | None
+
+
+# Applications and keys
+
+
+class ApplicationIn(Strict):
+    name: Name
+    retention_days: int = Field(30, ge=1, le=3650)
+
+
+class ApplicationPatch(Strict):
+    name: Name | None = None
+    retention_days: int | None = Field(None, ge=1, le=3650)
+
+
+class Application(BaseModel):
+    id: uuid.UUID
+    name: str
+    retention_days: int
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class ApplicationPage(Page):
+    data: list[Application]
+
+
+class ApiKeyIn(Strict):
+    name: Name
+
+
+class ApiKey(BaseModel):
+    id: uuid.UUID
+    name: str
+    prefix: str = Field(description="the first characters of the key, to recognise it")
+    created_at: Timestamp
+    revoked_at: Timestamp | None
+
+
+class ApiKeyCreated(BaseModel):
+    id: uuid.UUID
+    name: str
+    key: str = Field(description="shown only in this response; store it now")
+    created_at: Timestamp
+
+
+class ApiKeyPage(Page):
+    data: list[ApiKey]
+
+
+# Event types
+
+
+class EventTypeIn(Strict):
+    name: EventTypeName
+    description: str | None = Field(None, max_length=2000)
+    json_schema: dict[str, Any] | None = Field(
+        None, alias="schema", description="JSON Schema every payload of this type must satisfy"
+    )
+
+
+class EventType(BaseModel):
+    model_config = ConfigDict(serialize_by_alias=True)
+
+    name: str
+    description: str | None
+    json_schema: dict[str, Any] | None = Field(alias="schema")
+    active: bool
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class EventTypePage(Page):
+    data: list[EventType]
+
+
+# Subscriptions
+
+
+class SubscriptionIn(Strict):
+    url: str = Field(min_length=1, max_length=2048)
+    event_types: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        min_length=1, max_length=100, description="event type names, or `*` for all"
+    )
+    labels: StringMap = Field(default_factory=dict)
+    headers: StringMap = Field(default_factory=dict)
+    description: str | None = Field(None, max_length=2000)
+    enabled: bool = True
+    secret: str | None = Field(None, description="`whsec_` + base64 of 24-64 bytes")
+
+
+class SubscriptionPatch(Strict):
+    url: str | None = Field(None, min_length=1, max_length=2048)
+    event_types: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        None, min_length=1, max_length=100
+    )
+    labels: StringMap | None = None
+    headers: StringMap | None = None
+    description: str | None = Field(None, max_length=2000)
+    enabled: bool | None = None
+
+
+class RotateSecretIn(Strict):
+    secret: str | None = None
+
+
+class Subscription(BaseModel):
+    id: uuid.UUID
+    url: str
+    event_types: list[str]
+    labels: dict[str, str]
+    headers: dict[str, str]
+    description: str | None
+    enabled: bool
+    disabled_reason: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class SubscriptionWithSecret(Subscription):
+    secret: str
+
+
+class SubscriptionPage(Page):
+    data: list[Subscription]
+
+
+# Events
+
+
+class EventIn(Strict):
+    event_type: EventTypeName
+    payload: Any = Field(description="any JSON value; checked against the type's schema")
+    event_id: str | None = Field(
+        None, min_length=1, max_length=255, description="idempotency key, unique per application"
+    )
+    labels: StringMap = Field(default_factory=dict)
+    occurred_at: InputTimestamp | None = None
+
+
+class EventBatchIn(Strict):
+    events: list[EventIn] = Field(min_length=1, max_length=500)
+
+
+class EventAccepted(BaseModel):
+    id: uuid.UUID
+    event_id: str
+    event_type: str
+    attempts_created: int
+    duplicate: bool = Field(description="true when this event_id was already accepted")
+
+
+class EventBatchAccepted(BaseModel):
+    data: list[EventAccepted]
+
+
+class Event(BaseModel):
+    id: uuid.UUID
+    event_id: str
+    event_type: str
+    payload: Any
+    labels: dict[str, str]
+    occurred_at: Timestamp
+    created_at: Timestamp
+    attempts_created: int
+
+
+class EventPage(Page):
+    data: list[Event]
+
+
+class ReplayIn(Strict):
+    subscription_ids: list[uuid.UUID] | None = Field(None, min_length=1, max_length=100)
+
+
+class Replayed(BaseModel):
+    id: uuid.UUID
+    attempts_created: int
+    attempt_ids: list[uuid.UUID]
+
+
+# Attempts
+
+AttemptStatus = Literal["pending", "in_flight", "succeeded", "failed", "gave_up"]
+
+
+class AttemptResponse(BaseModel):
+    status_code: int
+    headers: dict[str, str]
+    body: str
+    elapsed_ms: int
+
+
+class Attempt(BaseModel):
+    id: uuid.UUID
+    event_id: uuid.UUID
+    subscription_id: uuid.UUID
+    status: AttemptStatus
+    try_number: int
+    trigger: Literal["event", "retry", "replay", "manual"]
+    due_at: Timestamp
+    created_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    response: AttemptResponse | None
+    error: str | None
+
+
+class AttemptPage(Page):
+    data: list[Attempt]
+
+
+class EventDetail(Event):
+    attempts: list[Attempt]
+
+
+class Health(BaseModel):
+    status: str
+    database: str

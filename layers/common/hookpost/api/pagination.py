@@ -1,0 +1,46 @@
+"""Opaque cursors over a stable sort key: `{"data": [...], "next_cursor": ...}`."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from hookpost.api.responses import invalid
+
+Limit = Annotated[int, Query(ge=1, le=200, description="page size (1..200)")]
+Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+DEFAULT_LIMIT = 50
+
+
+def encode_cursor(value: Any) -> str:
+    return base64.urlsafe_b64encode(str(value).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    if cursor is None or cursor == "":
+        return None
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise invalid("cursor", "not a cursor returned by this API") from None
+
+
+def decode_id_cursor(cursor: str | None) -> uuid.UUID | None:
+    value = decode_cursor(cursor)
+    if value is None:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise invalid("cursor", "not a cursor returned by this API") from None
+
+
+def page(rows: list[dict[str, Any]], limit: int, key: str = "id") -> dict[str, Any]:
+    """Rows were fetched with LIMIT limit + 1: the extra row only says another page exists."""
+    more = len(rows) > limit
+    data = rows[:limit]
+    return {"data": data, "next_cursor": encode_cursor(data[-1][key]) if more else None}

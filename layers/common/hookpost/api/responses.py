@@ -1,0 +1,91 @@
+"""Response bodies: JSON, and RFC 9457 problem details, the one shape of every error."""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+_TYPE_BASE = "https://hookpost.dev/problems/"
+
+
+class Problem(Exception):
+    """Raised anywhere in a request to answer with a problem body."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        slug: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.slug = slug
+        self.errors = errors
+        self.headers = headers or {}
+
+    def to_response(self) -> Response:
+        return problem_response(
+            self.status, self.detail, slug=self.slug, errors=self.errors, headers=self.headers
+        )
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    slug: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body = problem_body(status, detail, slug=slug, errors=errors)
+    return Response(status, PROBLEM_CONTENT_TYPE, json.dumps(body), headers=headers)
+
+
+def problem_body(
+    status: int, detail: str, *, slug: str | None = None, errors: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    title = HTTPStatus(status).phrase
+    body: dict[str, Any] = {
+        "type": _TYPE_BASE + (slug or title.lower().replace(" ", "-")),
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return body
+
+
+def field_error(field: str, message: str) -> dict[str, str]:
+    return {"field": field, "message": message}
+
+
+def invalid(field: str, message: str) -> Problem:
+    """A 422 naming one field."""
+    return Problem(
+        422, f"{field}: {message}", slug="validation", errors=[field_error(field, message)]
+    )
+
+
+def not_found(what: str) -> Problem:
+    return Problem(404, f"{what} not found", slug="not-found")
+
+
+def conflict(detail: str) -> Problem:
+    return Problem(409, detail, slug="conflict")
+
+
+def json_response(status: int, body: object) -> Response:
+    return Response(status, "application/json", body)
+
+
+# OpenAPI description of the routes that answer 204 with no body.
+NO_CONTENT: dict[int, dict[str, Any]] = {204: {"description": "done; no body"}}

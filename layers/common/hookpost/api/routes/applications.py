@@ -1,0 +1,108 @@
+"""Applications and their API keys: the admin token's routes."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.router import Router
+
+from hookpost.api import models
+from hookpost.api.auth import new_api_key
+from hookpost.api.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_id_cursor, page
+from hookpost.api.responses import NO_CONTENT, json_response, not_found
+from hookpost.db import queries
+from hookpost.db.pool import connection
+from hookpost.db.run import fetch_all, fetch_one
+
+router = Router()
+
+AppId = Annotated[uuid.UUID, Path(description="application id")]
+_APPLICATION_COLUMNS = "id, name, retention_days, created_at, updated_at"
+
+
+@router.post("/applications", tags=["applications"])
+def create_application(
+    body: Annotated[models.ApplicationIn, Body()],
+) -> Response[models.Application]:
+    row = fetch_one(queries.APPLICATION_INSERT, body.model_dump())
+    return json_response(201, row)
+
+
+@router.get("/applications", tags=["applications"])
+def list_applications(
+    limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> Response[models.ApplicationPage]:
+    params = {"after_id": decode_id_cursor(cursor), "limit": limit + 1}
+    rows = fetch_all(queries.listing(queries.APPLICATION_LIST, params), params)
+    return json_response(200, page(rows, limit))
+
+
+@router.get("/applications/<app_id>", tags=["applications"])
+def get_application(app_id: AppId) -> Response[models.Application]:
+    row = fetch_one(queries.APPLICATION_GET, {"id": app_id})
+    if row is None:
+        raise not_found("application")
+    return json_response(200, row)
+
+
+@router.patch("/applications/<app_id>", tags=["applications"])
+def update_application(
+    app_id: AppId, body: Annotated[models.ApplicationPatch, Body()]
+) -> Response[models.Application]:
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    if changes:
+        statement = queries.update_statement("applications", list(changes), _APPLICATION_COLUMNS)
+        row = fetch_one(statement, {**changes, "id": app_id})
+    else:
+        row = fetch_one(queries.APPLICATION_GET, {"id": app_id})
+    if row is None:
+        raise not_found("application")
+    return json_response(200, row)
+
+
+@router.delete("/applications/<app_id>", tags=["applications"], responses=NO_CONTENT)
+def delete_application(app_id: AppId):
+    if fetch_one(queries.APPLICATION_DELETE, {"id": app_id}) is None:
+        raise not_found("application")
+    return Response(204)
+
+
+@router.post("/applications/<app_id>/api-keys", tags=["api keys"])
+def create_api_key(
+    app_id: AppId, body: Annotated[models.ApiKeyIn, Body()]
+) -> Response[models.ApiKeyCreated]:
+    key, key_hash, prefix = new_api_key()
+    with connection() as conn:
+        if conn.execute(queries.APPLICATION_GET, {"id": app_id}).fetchone() is None:
+            raise not_found("application")
+        row = conn.execute(
+            queries.API_KEY_INSERT,
+            {
+                "application_id": app_id,
+                "name": body.name,
+                "key_hash": key_hash,
+                "key_prefix": prefix,
+            },
+        ).fetchone()
+    return json_response(201, {**row, "key": key})
+
+
+@router.get("/applications/<app_id>/api-keys", tags=["api keys"])
+def list_api_keys(
+    app_id: AppId, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> Response[models.ApiKeyPage]:
+    if fetch_one(queries.APPLICATION_GET, {"id": app_id}) is None:
+        raise not_found("application")
+    params = {"application_id": app_id, "after_id": decode_id_cursor(cursor), "limit": limit + 1}
+    rows = fetch_all(queries.listing(queries.API_KEY_LIST, params), params)
+    return json_response(200, page(rows, limit))
+
+
+@router.delete("/applications/<app_id>/api-keys/<key_id>", tags=["api keys"], responses=NO_CONTENT)
+def revoke_api_key(app_id: AppId, key_id: Annotated[uuid.UUID, Path()]):
+    if fetch_one(queries.API_KEY_REVOKE, {"id": key_id, "application_id": app_id}) is None:
+        raise not_found("API key")
+    return Response(204)

@@ -1,0 +1,87 @@
+"""Attempts: one row per try of an event to a subscription."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.router import Router
+
+from hookpost.api import models
+from hookpost.api.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_id_cursor, page
+from hookpost.api.responses import json_response, not_found
+from hookpost.api.routes.applications import AppId
+from hookpost.db import queries
+from hookpost.db.run import fetch_all, fetch_one
+from hookpost.ids import parse_uuid
+
+router = Router()
+
+AttemptId = Annotated[uuid.UUID, Path(description="attempt id")]
+
+
+def attempt_view(row: dict[str, Any]) -> dict[str, Any]:
+    """An attempt row as the API shows it: the receiver's answer grouped under `response`."""
+    view = {k: v for k, v in row.items() if not k.startswith("response_") and k != "elapsed_ms"}
+    view["response"] = (
+        {
+            "status_code": row["response_status"],
+            "headers": row["response_headers"] or {},
+            "body": row["response_body"] or "",
+            "elapsed_ms": row["elapsed_ms"] or 0,
+        }
+        if row["response_status"] is not None
+        else None
+    )
+    return view
+
+
+@router.get("/applications/<app_id>/attempts", tags=["attempts"])
+def list_attempts(
+    app_id: AppId,
+    status: Annotated[models.AttemptStatus | None, Query()] = None,
+    subscription_id: Annotated[uuid.UUID | None, Query()] = None,
+    event_id: Annotated[
+        str | None, Query(max_length=255, description="the event's id or its event_id")
+    ] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Response[models.AttemptPage]:
+    params = {
+        "application_id": app_id,
+        "status": status,
+        "subscription_id": subscription_id,
+        "event_ref": event_id,
+        "event_uuid": parse_uuid(event_id),
+        "after_id": decode_id_cursor(cursor),
+        "limit": limit + 1,
+    }
+    rows = fetch_all(queries.listing(queries.ATTEMPT_LIST, params), params)
+    return json_response(200, page([attempt_view(r) for r in rows], limit))
+
+
+@router.get("/applications/<app_id>/attempts/<attempt_id>", tags=["attempts"])
+def get_attempt(app_id: AppId, attempt_id: AttemptId) -> Response[models.Attempt]:
+    row = fetch_one(queries.ATTEMPT_GET, {"id": attempt_id, "application_id": app_id})
+    if row is None:
+        raise not_found("attempt")
+    return json_response(200, attempt_view(row))
+
+
+@router.post(
+    "/applications/<app_id>/attempts/<attempt_id>/retry",
+    tags=["attempts"],
+    responses={
+        202: {
+            "description": "a new attempt, due now",
+            "content": {"application/json": {"model": models.Attempt}},
+        }
+    },
+)
+def retry_attempt(app_id: AppId, attempt_id: AttemptId) -> Response[models.Attempt]:
+    row = fetch_one(queries.ATTEMPT_RETRY, {"id": attempt_id, "application_id": app_id})
+    if row is None:
+        raise not_found("attempt")
+    return json_response(202, attempt_view(row))

@@ -1,0 +1,134 @@
+"""Events: ingest (one or a batch), read back with their attempts, replay."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.router import Router
+
+from hookpost.api import models
+from hookpost.api.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_id_cursor, page
+from hookpost.api.responses import invalid, json_response, not_found
+from hookpost.api.routes.applications import AppId
+from hookpost.api.routes.attempts import attempt_view
+from hookpost.db import queries
+from hookpost.db.pool import connection
+from hookpost.db.run import fetch_all
+from hookpost.ingest import ingest
+
+router = Router()
+
+EventUuid = Annotated[uuid.UUID, Path(description="the event's id")]
+
+
+@router.post(
+    "/applications/<app_id>/events",
+    tags=["events"],
+    responses={
+        202: {
+            "description": "stored",
+            "content": {"application/json": {"model": models.EventAccepted}},
+        },
+        200: {
+            "description": "this event_id was accepted before: the first result, nothing new",
+            "content": {"application/json": {"model": models.EventAccepted}},
+        },
+    },
+)
+def send_event(
+    app_id: AppId, body: Annotated[models.EventIn, Body()]
+) -> Response[models.EventAccepted]:
+    (result,) = ingest(app_id, [body], batch=False)
+    return json_response(200 if result["duplicate"] else 202, result)
+
+
+@router.post(
+    "/applications/<app_id>/events/batch",
+    tags=["events"],
+    responses={
+        202: {
+            "description": "stored",
+            "content": {"application/json": {"model": models.EventBatchAccepted}},
+        }
+    },
+)
+def send_events(
+    app_id: AppId, body: Annotated[models.EventBatchIn, Body()]
+) -> Response[models.EventBatchAccepted]:
+    return json_response(202, {"data": ingest(app_id, body.events, batch=True)})
+
+
+@router.get("/applications/<app_id>/events", tags=["events"])
+def list_events(
+    app_id: AppId,
+    event_type: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Response[models.EventPage]:
+    params = {
+        "application_id": app_id,
+        "event_type": event_type,
+        "after_id": decode_id_cursor(cursor),
+        "limit": limit + 1,
+    }
+    rows = fetch_all(queries.listing(queries.EVENT_LIST, params), params)
+    return json_response(200, page(rows, limit))
+
+
+@router.get("/applications/<app_id>/events/<event_id>", tags=["events"])
+def get_event(app_id: AppId, event_id: EventUuid) -> Response[models.EventDetail]:
+    with connection() as conn:
+        event = conn.execute(
+            queries.EVENT_GET, {"id": event_id, "application_id": app_id}
+        ).fetchone()
+        if event is None:
+            raise not_found("event")
+        attempts = conn.execute(queries.ATTEMPTS_OF_EVENT, {"event_id": event_id}).fetchall()
+    return json_response(200, {**event, "attempts": [attempt_view(a) for a in attempts]})
+
+
+@router.post(
+    "/applications/<app_id>/events/<event_id>/replay",
+    tags=["events"],
+    responses={
+        202: {
+            "description": "new attempts created",
+            "content": {"application/json": {"model": models.Replayed}},
+        }
+    },
+)
+def replay_event(
+    app_id: AppId, event_id: EventUuid, body: Annotated[models.ReplayIn | None, Body()] = None
+) -> Response[models.Replayed]:
+    subscription_ids = (
+        list(dict.fromkeys(body.subscription_ids)) if body and body.subscription_ids else None
+    )
+    with connection() as conn, conn.transaction():
+        if (
+            conn.execute(queries.EVENT_GET, {"id": event_id, "application_id": app_id}).fetchone()
+            is None
+        ):
+            raise not_found("event")
+        if subscription_ids is not None:
+            enabled = {
+                row["id"]
+                for row in conn.execute(
+                    queries.SUBSCRIPTIONS_ENABLED_AMONG,
+                    {"application_id": app_id, "ids": subscription_ids},
+                )
+            }
+            unknown = [str(s) for s in subscription_ids if s not in enabled]
+            if unknown:
+                raise invalid(
+                    "subscription_ids",
+                    f"not enabled subscriptions of this application: {', '.join(unknown)}",
+                )
+        created = conn.execute(
+            queries.EVENT_REPLAY,
+            {"id": event_id, "application_id": app_id, "subscription_ids": subscription_ids},
+        ).fetchall()
+    ids = [row["id"] for row in created]
+    return json_response(202, {"id": event_id, "attempts_created": len(ids), "attempt_ids": ids})

@@ -1,0 +1,157 @@
+"""Subscriptions: where an application's events go, and the secret that signs them."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.router import Router
+from psycopg.types.json import Jsonb
+
+from hookpost.api import models
+from hookpost.api.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_id_cursor, page
+from hookpost.api.responses import NO_CONTENT, invalid, json_response, not_found
+from hookpost.api.routes.applications import AppId
+from hookpost.config import get_settings
+from hookpost.db import queries
+from hookpost.db.run import fetch_all, fetch_one
+from hookpost.signing import generate_secret, secret_key
+from hookpost.targets import TargetRefused, validate_target_url
+
+router = Router()
+
+SubId = Annotated[uuid.UUID, Path(description="subscription id")]
+
+# Set by Hookpost on every delivery; a subscription may not override them.
+RESERVED_HEADERS = frozenset(
+    {"content-type", "content-length", "host", "user-agent", "transfer-encoding", "connection"}
+)
+
+
+def _checked_url(url: str) -> str:
+    try:
+        return validate_target_url(url, allow_private=get_settings().allow_private_targets)
+    except TargetRefused as exc:
+        raise invalid("url", str(exc)) from None
+
+
+def _checked_headers(headers: dict[str, str]) -> dict[str, str]:
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered in RESERVED_HEADERS or lowered.startswith("webhook-"):
+            raise invalid(f"headers.{name}", "is set by Hookpost and cannot be overridden")
+        if not name.isascii() or not all(c.isalnum() or c in "-_" for c in name):
+            raise invalid(f"headers.{name}", "is not a valid header name")
+        if "\r" in value or "\n" in value:
+            raise invalid(f"headers.{name}", "must not contain line breaks")
+    return headers
+
+
+def _checked_event_types(names: list[str]) -> list[str]:
+    for index, name in enumerate(names):
+        if name != "*" and not models.EVENT_TYPE_NAME_RE.fullmatch(name):
+            raise invalid(
+                f"event_types[{index}]", "must be an event type name like invoice.paid, or *"
+            )
+    return sorted(set(names))
+
+
+def _checked_secret(secret: str) -> str:
+    try:
+        secret_key(secret)
+    except ValueError as exc:
+        raise invalid("secret", str(exc)) from None
+    return secret
+
+
+@router.post("/applications/<app_id>/subscriptions", tags=["subscriptions"])
+def create_subscription(
+    app_id: AppId, body: Annotated[models.SubscriptionIn, Body()]
+) -> Response[models.SubscriptionWithSecret]:
+    row = fetch_one(
+        queries.SUBSCRIPTION_INSERT,
+        {
+            "application_id": app_id,
+            "url": _checked_url(body.url),
+            "event_types": _checked_event_types(body.event_types),
+            "labels": Jsonb(body.labels),
+            "headers": Jsonb(_checked_headers(body.headers)),
+            "description": body.description,
+            "enabled": body.enabled,
+            "secret": _checked_secret(body.secret) if body.secret else generate_secret(),
+        },
+    )
+    return json_response(201, row)
+
+
+@router.get("/applications/<app_id>/subscriptions", tags=["subscriptions"])
+def list_subscriptions(
+    app_id: AppId, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> Response[models.SubscriptionPage]:
+    params = {"application_id": app_id, "after_id": decode_id_cursor(cursor), "limit": limit + 1}
+    rows = fetch_all(queries.listing(queries.SUBSCRIPTION_LIST, params), params)
+    return json_response(200, page(rows, limit))
+
+
+@router.get("/applications/<app_id>/subscriptions/<sub_id>", tags=["subscriptions"])
+def get_subscription(app_id: AppId, sub_id: SubId) -> Response[models.SubscriptionWithSecret]:
+    row = fetch_one(queries.SUBSCRIPTION_GET, {"id": sub_id, "application_id": app_id})
+    if row is None:
+        raise not_found("subscription")
+    return json_response(200, row)
+
+
+@router.patch("/applications/<app_id>/subscriptions/<sub_id>", tags=["subscriptions"])
+def update_subscription(
+    app_id: AppId, sub_id: SubId, body: Annotated[models.SubscriptionPatch, Body()]
+) -> Response[models.SubscriptionWithSecret]:
+    changes: dict[str, Any] = body.model_dump(exclude_unset=True)
+    for field in ("url", "event_types", "labels", "headers", "enabled"):
+        if field in changes and changes[field] is None:
+            raise invalid(field, "may not be null")
+    if "url" in changes:
+        changes["url"] = _checked_url(changes["url"])
+    if "event_types" in changes:
+        changes["event_types"] = _checked_event_types(changes["event_types"])
+    if "labels" in changes:
+        changes["labels"] = Jsonb(changes["labels"])
+    if "headers" in changes:
+        changes["headers"] = Jsonb(_checked_headers(changes["headers"]))
+    if changes.get("enabled"):
+        changes["disabled_reason"] = None
+    params = {"id": sub_id, "application_id": app_id}
+    if changes:
+        statement = queries.update_statement(
+            "subscriptions", list(changes), queries.SUBSCRIPTION_COLUMNS
+        )
+        row = fetch_one(statement, {**changes, **params})
+    else:
+        row = fetch_one(queries.SUBSCRIPTION_GET, params)
+    if row is None:
+        raise not_found("subscription")
+    return json_response(200, row)
+
+
+@router.delete(
+    "/applications/<app_id>/subscriptions/<sub_id>", tags=["subscriptions"], responses=NO_CONTENT
+)
+def delete_subscription(app_id: AppId, sub_id: SubId):
+    if fetch_one(queries.SUBSCRIPTION_DELETE, {"id": sub_id, "application_id": app_id}) is None:
+        raise not_found("subscription")
+    return Response(204)
+
+
+@router.post("/applications/<app_id>/subscriptions/<sub_id>/rotate-secret", tags=["subscriptions"])
+def rotate_secret(
+    app_id: AppId, sub_id: SubId, body: Annotated[models.RotateSecretIn | None, Body()] = None
+) -> Response[models.SubscriptionWithSecret]:
+    secret = _checked_secret(body.secret) if body and body.secret else generate_secret()
+    row = fetch_one(
+        queries.SUBSCRIPTION_ROTATE_SECRET,
+        {"id": sub_id, "application_id": app_id, "secret": secret},
+    )
+    if row is None:
+        raise not_found("subscription")
+    return json_response(200, row)

@@ -1,0 +1,117 @@
+"""Accepting events: validate the whole request first, then store and fan out in one statement."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from hookpost.api.models import EventIn
+from hookpost.api.responses import Problem, field_error
+from hookpost.config import get_settings
+from hookpost.db import queries
+from hookpost.db.pool import connection
+from hookpost.ids import uuid7
+from hookpost.schemas import payload_errors
+
+FieldPrefix = Callable[[int], str]
+
+
+def ingest(
+    application_id: uuid.UUID, events: list[EventIn], *, batch: bool
+) -> list[dict[str, Any]]:
+    """Store events with one pending attempt per matching subscription; results in input order.
+
+    Nothing is stored unless every event is valid. An event_id seen before (earlier in this
+    batch or in an earlier request) stores nothing and answers with the first result, marked
+    `duplicate`.
+    """
+
+    def prefix(index: int) -> str:
+        return f"events[{index}]." if batch else ""
+
+    with connection() as conn:
+        declared = {
+            row["name"]: row
+            for row in conn.execute(
+                queries.EVENT_TYPES_FOR_INGEST,
+                {"application_id": application_id, "names": list({e.event_type for e in events})},
+            )
+        }
+        _check(events, declared, prefix)
+        keys, documents = _documents(events, prefix)
+        results: dict[str, dict[str, Any]] = {}
+        if documents:
+            stored = conn.execute(
+                queries.EVENTS_INGEST,
+                {"application_id": application_id, "events": "[" + ",".join(documents) + "]"},
+            )
+            results = {row["event_id"]: {**row, "duplicate": False} for row in stored}
+        seen_before = [key for key in dict.fromkeys(keys) if key not in results]
+        if seen_before:
+            for row in conn.execute(
+                queries.EVENTS_BY_KEY, {"application_id": application_id, "event_ids": seen_before}
+            ):
+                results[row["event_id"]] = {**row, "duplicate": True}
+    answers = []
+    for index, key in enumerate(keys):
+        first = keys.index(key) == index
+        answers.append(results[key] if first else {**results[key], "duplicate": True})
+    return answers
+
+
+def _check(events: list[EventIn], declared: dict[str, dict[str, Any]], prefix: FieldPrefix) -> None:
+    errors = []
+    for index, event in enumerate(events):
+        field = prefix(index) + "event_type"
+        event_type = declared.get(event.event_type)
+        if event_type is None:
+            errors.append(field_error(field, f"unknown event type {event.event_type!r}"))
+        elif not event_type["active"]:
+            errors.append(field_error(field, f"event type {event.event_type!r} is inactive"))
+        elif event_type["schema"] is not None:
+            for path, message in payload_errors(event_type["schema"], event.payload):
+                errors.append(field_error(prefix(index) + "payload" + path, message))
+    if errors:
+        first = errors[0]
+        raise Problem(
+            422, f"{first['field']}: {first['message']}", slug="validation", errors=errors
+        )
+
+
+def _documents(events: list[EventIn], prefix: FieldPrefix) -> tuple[list[str], list[str]]:
+    """Each event's idempotency key, and the JSON document of each first occurrence of a key."""
+    max_bytes = get_settings().max_event_bytes
+    now = datetime.now(UTC).isoformat()
+    keys: list[str] = []
+    documents: list[str] = []
+    seen: set[str] = set()
+    for index, event in enumerate(events):
+        event_uuid = uuid7()
+        key = event.event_id if event.event_id is not None else str(event_uuid)
+        keys.append(key)
+        if key in seen:
+            continue
+        seen.add(key)
+        document = json.dumps(
+            {
+                "ord": index,
+                "id": str(event_uuid),
+                "event_id": key,
+                "event_type": event.event_type,
+                "payload": event.payload,
+                "labels": event.labels,
+                "occurred_at": event.occurred_at.isoformat() if event.occurred_at else now,
+            },
+            separators=(",", ":"),
+        )
+        if len(document) > max_bytes:
+            raise Problem(
+                413,
+                f"{prefix(index) or 'the event'} is over the {max_bytes} byte limit per event",
+                slug="payload-too-large",
+            )
+        documents.append(document)
+    return keys, documents
