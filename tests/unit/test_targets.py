@@ -260,7 +260,7 @@ def test_refuses_a_name_resolving_to_any_private_address(
     monkeypatch: pytest.MonkeyPatch, addresses: tuple[str, ...]
 ) -> None:
     resolving_to(monkeypatch, *addresses)
-    with pytest.raises(TargetRefused, match="internal.example.com resolves"):
+    with pytest.raises(TargetRefused, match=r"internal\.example\.com resolves"):
         validate_target_url("https://internal.example.com/hook", allow_private=False)
 
 

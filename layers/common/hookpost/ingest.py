@@ -55,9 +55,10 @@ def ingest(
                 queries.EVENTS_BY_KEY, {"application_id": application_id, "event_ids": seen_before}
             ):
                 results[row["event_id"]] = {**row, "duplicate": True}
+    first_index = {key: index for index, key in reversed(list(enumerate(keys)))}
     answers = []
     for index, key in enumerate(keys):
-        first = keys.index(key) == index
+        first = first_index[key] == index
         answers.append(results[key] if first else {**results[key], "duplicate": True})
     return answers
 

@@ -240,7 +240,7 @@ def listing(template: str, params: dict[str, object]) -> str:
 
 
 def update_statement(table: str, columns: list[str], returning: str) -> sql.Composed:
-    """`UPDATE table SET col = %(col)s, ... WHERE id AND application scope` for the given columns."""
+    """`UPDATE table SET col = %(col)s, ...` for the given columns, scoped to one row."""
     assignments = sql.SQL(", ").join(
         sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder(c)) for c in columns
     )

@@ -1,0 +1,45 @@
+"""The ingest Lambda invoked with the `events/ingest_*.json` samples, as `sam local invoke` does."""
+
+from __future__ import annotations
+
+import json
+
+from hookpost.local.gateway import LocalLambdaContext
+from support import create_tenant
+from support_process import ROOT
+
+EVENTS = ROOT / "events"
+SAMPLE_APP = "01a20000-0000-7000-8000-000000000001"
+
+
+def sample(name: str) -> dict:
+    return json.loads((EVENTS / name).read_text())
+
+
+def test_health_sample(ingest_handler, database_url):
+    response = ingest_handler(sample("ingest_health.json"), LocalLambdaContext())
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"]) == {"status": "ok", "database": "ok"}
+
+
+def test_create_application_sample(ingest_handler, database_url, env):
+    env(HOOKPOST_ADMIN_TOKEN="local-admin-token")
+    response = ingest_handler(sample("ingest_create_application.json"), LocalLambdaContext())
+    assert response["statusCode"] == 201
+    assert json.loads(response["body"])["name"] == "shop"
+
+
+def test_send_event_sample(ingest_handler, api):
+    tenant = create_tenant(api)
+    tenant.event_type("invoice.paid")
+    tenant.subscription(labels={"region": "eu"})
+    event = sample("ingest_send_event.json")
+    event["path"] = event["path"].replace(SAMPLE_APP, tenant.id)
+    for headers in (event["headers"], event["multiValueHeaders"]):
+        value = f"Bearer {tenant.key}"
+        headers["Authorization"] = value if headers is event["headers"] else [value]
+    response = ingest_handler(event, LocalLambdaContext())
+    assert response["statusCode"] == 202
+    assert json.loads(response["body"])["attempts_created"] == 1
+    # the same sample again is the same event: 200, nothing new
+    assert ingest_handler(event, LocalLambdaContext())["statusCode"] == 200

@@ -1,0 +1,51 @@
+"""`make dev`: the real HTTP server in front of the ingest handler, PostgreSQL kept under
+.local/ between runs, and a clean stop on Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+
+import httpx
+
+from support_process import ROOT, DevServer
+
+
+def test_dev_serves_the_api_over_http_and_stops_cleanly(database_url, tmp_path):
+    (tmp_path / "functions").symlink_to(ROOT / "functions")
+    server = DevServer(
+        tmp_path, {"DATABASE_URL": database_url, "HOOKPOST_ADMIN_TOKEN": "dev-admin"}
+    ).start()
+    admin = {"Authorization": "Bearer dev-admin"}
+    created = httpx.post(f"{server.base}/v1/applications", headers=admin, json={"name": "http"})
+    assert created.status_code == 201
+    assert created.headers["content-type"] == "application/json"
+    bad = httpx.post(
+        f"{server.base}/v1/applications",
+        headers={**admin, "content-type": "application/json"},
+        content=b"{",
+    )
+    assert bad.status_code == 400
+    assert bad.headers["content-type"] == "application/problem+json"
+    code, output = server.stop(signal.SIGINT)
+    assert code == 0, output
+    assert f"http://127.0.0.1:{server.port}" in output and "dev-admin" in output
+
+
+def test_dev_keeps_an_embedded_cluster_under_dot_local(tmp_path):
+    (tmp_path / "functions").symlink_to(ROOT / "functions")
+    unset = ("DATABASE_URL", "HOOKPOST_ADMIN_TOKEN")
+    first = DevServer(tmp_path, {}, unset).start()
+    token = (tmp_path / ".local" / "admin_token").read_text().strip()
+    admin = {"Authorization": f"Bearer {token}"}
+    app = httpx.post(f"{first.base}/v1/applications", headers=admin, json={"name": "kept"}).json()
+    code, output = first.stop(signal.SIGTERM)
+    assert code == 0, output
+    assert token in output
+    assert not (tmp_path / ".local" / "pgdata" / "postmaster.pid").exists(), "postgres stopped"
+
+    second = DevServer(tmp_path, {}, unset).start()
+    try:
+        kept = httpx.get(f"{second.base}/v1/applications/{app['id']}", headers=admin)
+        assert kept.status_code == 200 and kept.json()["name"] == "kept"
+    finally:
+        assert second.stop()[0] == 0
