@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import signal
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
@@ -29,6 +30,28 @@ def test_dev_serves_the_api_over_http_and_stops_cleanly(database_url, tmp_path):
     code, output = server.stop(signal.SIGINT)
     assert code == 0, output
     assert f"http://127.0.0.1:{server.port}" in output and "dev-admin" in output
+
+
+def test_concurrent_requests_each_get_their_own_answer(database_url, tmp_path):
+    (tmp_path / "functions").symlink_to(ROOT / "functions")
+    server = DevServer(
+        tmp_path, {"DATABASE_URL": database_url, "HOOKPOST_ADMIN_TOKEN": "dev-admin"}
+    ).start()
+    admin = {"Authorization": "Bearer dev-admin"}
+
+    def create(i: int) -> tuple[int, str, str]:
+        with httpx.Client(base_url=server.base, headers=admin) as client:
+            name = f"concurrent-{i}"
+            response = client.post("/v1/applications", json={"name": name})
+            fetched = client.get(f"/v1/applications/{response.json()['id']}")
+            return fetched.status_code, fetched.json()["name"], name
+
+    try:
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            results = list(pool.map(create, range(64)))
+    finally:
+        assert server.stop()[0] == 0
+    assert all(status == 200 and got == sent for status, got, sent in results)
 
 
 def test_dev_keeps_an_embedded_cluster_under_dot_local(tmp_path):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import psycopg
@@ -34,35 +35,51 @@ CONSTRAINT_PROBLEMS = {
     "api_keys_key_hash_key": (409, "key collision; create the key again"),
 }
 
-resolver = APIGatewayRestResolver(enable_validation=True)
-resolver.use([authorize_middleware])
-for module in (health, applications, event_types, subscriptions, events, attempts):
-    resolver.include_router(module.router, prefix="/v1")
-resolver.configure_openapi(
-    title="Hookpost",
-    version=__version__,
-    summary="Webhook delivery: send events, Hookpost signs and delivers them to subscriptions.",
-)
-resolver.enable_swagger(path="/v1/docs", title="Hookpost API")
+
+def build_resolver() -> APIGatewayRestResolver:
+    """A resolver with every route. Powertools keeps the current request on the resolver, so a
+    process that serves requests on several threads needs one per thread (`current_resolver`)."""
+    resolver = APIGatewayRestResolver(enable_validation=True)
+    resolver.use([authorize_middleware])
+    for module in (health, applications, event_types, subscriptions, events, attempts):
+        resolver.include_router(module.router, prefix="/v1")
+    resolver.configure_openapi(
+        title="Hookpost",
+        version=__version__,
+        summary="Webhook delivery: send events, Hookpost signs and delivers them to subscriptions.",
+    )
+    resolver.enable_swagger(path="/v1/docs", title="Hookpost API")
+
+    @resolver.get("/v1/openapi.json", include_in_schema=False)
+    def openapi_document():
+        return Response(200, "application/json", resolver.get_openapi_json_schema())
+
+    @resolver.exception_handler(RequestValidationError)
+    def invalid_request(exc: RequestValidationError) -> Response:
+        # Validation runs before any middleware; credentials still decide first.
+        try:
+            authorize(resolver)
+        except Problem as problem:
+            return problem.to_response()
+        return _validation_problem(exc)
+
+    for exception, handler in EXCEPTION_HANDLERS.items():
+        resolver.exception_handler(exception)(handler)
+    resolver.not_found(_no_route)
+    return resolver
 
 
-@resolver.get("/v1/openapi.json", include_in_schema=False)
-def openapi_document():
-    return Response(200, "application/json", resolver.get_openapi_json_schema())
+_per_thread = threading.local()
 
 
-@resolver.exception_handler(Problem)
-def _problem(exc: Problem) -> Response:
-    return exc.to_response()
+def current_resolver() -> APIGatewayRestResolver:
+    resolver = getattr(_per_thread, "resolver", None)
+    if resolver is None:
+        resolver = _per_thread.resolver = build_resolver()
+    return resolver
 
 
-@resolver.exception_handler(RequestValidationError)
-def _invalid_request(exc: RequestValidationError) -> Response:
-    # Validation runs before any middleware; credentials still decide first.
-    try:
-        authorize(resolver)
-    except Problem as problem:
-        return problem.to_response()
+def _validation_problem(exc: RequestValidationError) -> Response:
     errors = exc.errors()
     if any(error.get("type") == "json_invalid" for error in errors):
         return problem_response(400, "the request body is not valid JSON", slug="malformed-json")
@@ -73,7 +90,10 @@ def _invalid_request(exc: RequestValidationError) -> Response:
     return problem_response(422, detail, slug="validation", errors=fields)
 
 
-@resolver.exception_handler(DatabaseUnavailable)
+def _problem(exc: Problem) -> Response:
+    return exc.to_response()
+
+
 def _database_unavailable(exc: DatabaseUnavailable) -> Response:
     logger.warning("database unavailable", extra={"error": str(exc)})
     return problem_response(
@@ -84,7 +104,6 @@ def _database_unavailable(exc: DatabaseUnavailable) -> Response:
     )
 
 
-@resolver.exception_handler(psycopg.errors.IntegrityError)
 def _integrity(exc: psycopg.errors.IntegrityError) -> Response:
     constraint = exc.diag.constraint_name or ""
     status, detail = CONSTRAINT_PROBLEMS.get(
@@ -93,20 +112,23 @@ def _integrity(exc: psycopg.errors.IntegrityError) -> Response:
     return problem_response(status, detail, slug="conflict")
 
 
-@resolver.exception_handler(NotFoundError)
-def _not_found(exc: NotFoundError) -> Response:
-    return problem_response(404, "no such route", slug="not-found")
-
-
-@resolver.not_found
 def _no_route(exc: Exception) -> Response:
     return problem_response(404, "no such route", slug="not-found")
 
 
-@resolver.exception_handler(Exception)
 def _unexpected(exc: Exception) -> Response:
     logger.exception("unhandled error")
     return problem_response(500, "internal error", slug="internal")
+
+
+# The one map from what can go wrong to what the client is told.
+EXCEPTION_HANDLERS = {
+    Problem: _problem,
+    DatabaseUnavailable: _database_unavailable,
+    psycopg.errors.IntegrityError: _integrity,
+    NotFoundError: _no_route,
+    Exception: _unexpected,
+}
 
 
 def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -126,6 +148,7 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         }
         event = {**event, "headers": {**headers, "Content-Type": "application/json"}}
         event.pop("multiValueHeaders", None)
+    resolver = current_resolver()
     return resolver.resolve(event, context)
 
 
