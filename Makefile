@@ -19,8 +19,9 @@ $(STAMP): layers/common/pyproject.toml
 dev: $(STAMP)
 	$(BIN)/hookpost dev
 
+# pytest's exit code 5 means "no tests collected": not a failure of the code under test.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest || [ $$? -eq 5 ]
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
