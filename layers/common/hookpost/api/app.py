@@ -14,6 +14,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from hookpost import __version__
+from hookpost.api import openapi
 from hookpost.api.auth import authorize, authorize_middleware
 from hookpost.api.responses import (
     PROBLEM_CONTENT_TYPE,
@@ -48,11 +49,8 @@ def build_resolver() -> APIGatewayRestResolver:
         version=__version__,
         summary="Webhook delivery: send events, Hookpost signs and delivers them to subscriptions.",
     )
-    resolver.enable_swagger(path="/v1/docs", title="Hookpost API")
-
-    @resolver.get("/v1/openapi.json", include_in_schema=False)
-    def openapi_document():
-        return Response(200, "application/json", resolver.get_openapi_json_schema())
+    resolver.get("/v1/openapi.json", include_in_schema=False)(lambda: openapi.json_route(resolver))
+    resolver.get("/v1/docs", include_in_schema=False)(lambda: openapi.docs_route(resolver))
 
     @resolver.exception_handler(RequestValidationError)
     def invalid_request(exc: RequestValidationError) -> Response:
@@ -112,6 +110,12 @@ def _integrity(exc: psycopg.errors.IntegrityError) -> Response:
     return problem_response(status, detail, slug="conflict")
 
 
+def _unstorable(exc: psycopg.errors.DataError) -> Response:
+    # Values JSON allows but PostgreSQL refuses (a NUL character, a number out of range).
+    detail = str(exc).splitlines()[0] if str(exc) else "a value cannot be stored"
+    return problem_response(422, detail, slug="validation", errors=[field_error("body", detail)])
+
+
 def _no_route(exc: Exception) -> Response:
     return problem_response(404, "no such route", slug="not-found")
 
@@ -126,6 +130,7 @@ EXCEPTION_HANDLERS = {
     Problem: _problem,
     DatabaseUnavailable: _database_unavailable,
     psycopg.errors.IntegrityError: _integrity,
+    psycopg.errors.DataError: _unstorable,
     NotFoundError: _no_route,
     Exception: _unexpected,
 }

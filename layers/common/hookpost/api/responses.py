@@ -85,7 +85,3 @@ def conflict(detail: str) -> Problem:
 
 def json_response(status: int, body: object) -> Response:
     return Response(status, "application/json", body)
-
-
-# OpenAPI description of the routes that answer 204 with no body.
-NO_CONTENT: dict[int, dict[str, Any]] = {204: {"description": "done; no body"}}

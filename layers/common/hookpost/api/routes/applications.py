@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.router import Router
 from hookpost.api import models
 from hookpost.api.auth import new_api_key
 from hookpost.api.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_id_cursor, page
-from hookpost.api.responses import NO_CONTENT, json_response, not_found
+from hookpost.api.responses import json_response, not_found
 from hookpost.db import queries
 from hookpost.db.pool import connection
 from hookpost.db.run import fetch_all, fetch_one
@@ -23,7 +23,7 @@ AppId = Annotated[uuid.UUID, Path(description="application id")]
 _APPLICATION_COLUMNS = "id, name, retention_days, created_at, updated_at"
 
 
-@router.post("/applications", tags=["applications"])
+@router.post("/applications", tags=["applications"], status_code=201)
 def create_application(
     body: Annotated[models.ApplicationIn, Body()],
 ) -> Response[models.Application]:
@@ -63,14 +63,14 @@ def update_application(
     return json_response(200, row)
 
 
-@router.delete("/applications/<app_id>", tags=["applications"], responses=NO_CONTENT)
+@router.delete("/applications/<app_id>", tags=["applications"], status_code=204)
 def delete_application(app_id: AppId):
     if fetch_one(queries.APPLICATION_DELETE, {"id": app_id}) is None:
         raise not_found("application")
     return Response(204)
 
 
-@router.post("/applications/<app_id>/api-keys", tags=["api keys"])
+@router.post("/applications/<app_id>/api-keys", tags=["api keys"], status_code=201)
 def create_api_key(
     app_id: AppId, body: Annotated[models.ApiKeyIn, Body()]
 ) -> Response[models.ApiKeyCreated]:
@@ -101,7 +101,7 @@ def list_api_keys(
     return json_response(200, page(rows, limit))
 
 
-@router.delete("/applications/<app_id>/api-keys/<key_id>", tags=["api keys"], responses=NO_CONTENT)
+@router.delete("/applications/<app_id>/api-keys/<key_id>", tags=["api keys"], status_code=204)
 def revoke_api_key(app_id: AppId, key_id: Annotated[uuid.UUID, Path()]):
     if fetch_one(queries.API_KEY_REVOKE, {"id": key_id, "application_id": app_id}) is None:
         raise not_found("API key")

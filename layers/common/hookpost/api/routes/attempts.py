@@ -73,12 +73,7 @@ def get_attempt(app_id: AppId, attempt_id: AttemptId) -> Response[models.Attempt
 @router.post(
     "/applications/<app_id>/attempts/<attempt_id>/retry",
     tags=["attempts"],
-    responses={
-        202: {
-            "description": "a new attempt, due now",
-            "content": {"application/json": {"model": models.Attempt}},
-        }
-    },
+    status_code=202,
 )
 def retry_attempt(app_id: AppId, attempt_id: AttemptId) -> Response[models.Attempt]:
     row = fetch_one(queries.ATTEMPT_RETRY, {"id": attempt_id, "application_id": app_id})

@@ -11,7 +11,7 @@ from psycopg.types.json import Jsonb
 
 from hookpost.api import models
 from hookpost.api.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page
-from hookpost.api.responses import NO_CONTENT, conflict, invalid, json_response, not_found
+from hookpost.api.responses import conflict, invalid, json_response, not_found
 from hookpost.api.routes.applications import AppId
 from hookpost.db import queries
 from hookpost.db.run import fetch_all, fetch_one
@@ -20,7 +20,7 @@ from hookpost.schemas import check_schema
 router = Router()
 
 
-@router.post("/applications/<app_id>/event-types", tags=["event types"])
+@router.post("/applications/<app_id>/event-types", tags=["event types"], status_code=201)
 def create_event_type(
     app_id: AppId, body: Annotated[models.EventTypeIn, Body()]
 ) -> Response[models.EventType]:
@@ -49,9 +49,7 @@ def list_event_types(
     return json_response(200, page(rows, limit, key="name"))
 
 
-@router.delete(
-    "/applications/<app_id>/event-types/<name>", tags=["event types"], responses=NO_CONTENT
-)
+@router.delete("/applications/<app_id>/event-types/<name>", tags=["event types"], status_code=204)
 def deactivate_event_type(app_id: AppId, name: Annotated[str, Path()]):
     if fetch_one(queries.EVENT_TYPE_DEACTIVATE, {"application_id": app_id, "name": name}) is None:
         raise not_found("event type")

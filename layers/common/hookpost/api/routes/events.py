@@ -27,9 +27,10 @@ EventUuid = Annotated[uuid.UUID, Path(description="the event's id")]
 @router.post(
     "/applications/<app_id>/events",
     tags=["events"],
+    status_code=202,
     responses={
         202: {
-            "description": "stored",
+            "description": "stored, with one pending attempt per matching subscription",
             "content": {"application/json": {"model": models.EventAccepted}},
         },
         200: {
@@ -48,12 +49,7 @@ def send_event(
 @router.post(
     "/applications/<app_id>/events/batch",
     tags=["events"],
-    responses={
-        202: {
-            "description": "stored",
-            "content": {"application/json": {"model": models.EventBatchAccepted}},
-        }
-    },
+    status_code=202,
 )
 def send_events(
     app_id: AppId, body: Annotated[models.EventBatchIn, Body()]
@@ -93,12 +89,7 @@ def get_event(app_id: AppId, event_id: EventUuid) -> Response[models.EventDetail
 @router.post(
     "/applications/<app_id>/events/<event_id>/replay",
     tags=["events"],
-    responses={
-        202: {
-            "description": "new attempts created",
-            "content": {"application/json": {"model": models.Replayed}},
-        }
-    },
+    status_code=202,
 )
 def replay_event(
     app_id: AppId, event_id: EventUuid, body: Annotated[models.ReplayIn | None, Body()] = None

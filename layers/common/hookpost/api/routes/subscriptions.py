@@ -12,7 +12,7 @@ from psycopg.types.json import Jsonb
 
 from hookpost.api import models
 from hookpost.api.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_id_cursor, page
-from hookpost.api.responses import NO_CONTENT, invalid, json_response, not_found
+from hookpost.api.responses import invalid, json_response, not_found
 from hookpost.api.routes.applications import AppId
 from hookpost.config import get_settings
 from hookpost.db import queries
@@ -66,7 +66,7 @@ def _checked_secret(secret: str) -> str:
     return secret
 
 
-@router.post("/applications/<app_id>/subscriptions", tags=["subscriptions"])
+@router.post("/applications/<app_id>/subscriptions", tags=["subscriptions"], status_code=201)
 def create_subscription(
     app_id: AppId, body: Annotated[models.SubscriptionIn, Body()]
 ) -> Response[models.SubscriptionWithSecret]:
@@ -135,7 +135,7 @@ def update_subscription(
 
 
 @router.delete(
-    "/applications/<app_id>/subscriptions/<sub_id>", tags=["subscriptions"], responses=NO_CONTENT
+    "/applications/<app_id>/subscriptions/<sub_id>", tags=["subscriptions"], status_code=204
 )
 def delete_subscription(app_id: AppId, sub_id: SubId):
     if fetch_one(queries.SUBSCRIPTION_DELETE, {"id": sub_id, "application_id": app_id}) is None:
