@@ -24,6 +24,130 @@ def _float(name: str, default: float) -> float:
     return float(value) if value else default
 
 
+# On AWS the credentials live in Secrets Manager: the template sets the secrets' ARNs instead of
+# DATABASE_URL and HOOKPOST_ADMIN_TOKEN. Settings are read once per process, so each secret is
+# read once per Lambda container. hookpost.aws is imported only then: boto3 is slow to load.
+
+
+def _database_url() -> str:
+    secret_arn = os.environ.get("HOOKPOST_DATABASE_SECRET_ARN")
+    if not secret_arn:
+        return os.environ.get("DATABASE_URL", "")
+    from hookpost.aws.secrets import database_url
+
+    return database_url(
+        secret_arn, os.environ["HOOKPOST_DATABASE_HOST"], os.environ["HOOKPOST_DATABASE_NAME"]
+    )
+
+
+def _admin_token() -> str:
+    secret_arn = os.environ.get("HOOKPOST_ADMIN_TOKEN_SECRET_ARN")
+    if not secret_arn:
+        return os.environ.get("HOOKPOST_ADMIN_TOKEN", "")
+    from hookpost.aws.secrets import secret_string
+
+    return secret_string(secret_arn)
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """The deliver loop (HOOKPOST_DELIVERY_*) and the retry schedule (HOOKPOST_RETRY_*)."""
+
+    concurrency: int
+    batch_size: int
+    connect_timeout_s: float
+    timeout_s: float
+    # A claim's lease must outlast a whole request (timeout_s) plus recording it.
+    lease_s: float
+    poll_s: float
+    recover_s: float
+    stop_grace_s: float
+    retry_fast_s: float
+    retry_fast_max_s: float
+    retry_fast_count: int
+    retry_slow_s: float
+    retry_slow_count: int
+    retry_jitter: float
+
+    @classmethod
+    def from_env(cls, on_lambda: bool) -> DeliverySettings:
+        return cls(
+            concurrency=_int("HOOKPOST_DELIVERY_CONCURRENCY", 100),
+            batch_size=_int("HOOKPOST_DELIVERY_BATCH_SIZE", 100),
+            connect_timeout_s=_float("HOOKPOST_DELIVERY_CONNECT_TIMEOUT_S", 5.0),
+            timeout_s=_float("HOOKPOST_DELIVERY_TIMEOUT_S", 15.0),
+            lease_s=_float("HOOKPOST_DELIVERY_LEASE_S", 60.0),
+            # Locally NOTIFY wakes the loop at once and polling only finds due retries; on
+            # Lambda polling is the only way to notice new attempts.
+            poll_s=_float("HOOKPOST_DELIVERY_POLL_S", 0.25 if on_lambda else 1.0),
+            recover_s=_float("HOOKPOST_DELIVERY_RECOVER_S", 30.0),
+            stop_grace_s=_float("HOOKPOST_DELIVERY_STOP_GRACE_S", 5.0),
+            retry_fast_s=_float("HOOKPOST_RETRY_FAST_S", 5.0),
+            retry_fast_max_s=_float("HOOKPOST_RETRY_FAST_MAX_S", 300.0),
+            retry_fast_count=_int("HOOKPOST_RETRY_FAST_COUNT", 8),
+            retry_slow_s=_float("HOOKPOST_RETRY_SLOW_S", 3600.0),
+            retry_slow_count=_int("HOOKPOST_RETRY_SLOW_COUNT", 24),
+            retry_jitter=_float("HOOKPOST_RETRY_JITTER", 0.2),
+        )
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """The scheduler's jobs: how often `make dev` runs each (HOOKPOST_<JOB>_EVERY_S, 0 for
+    never; on AWS the EventBridge rules decide) and how cleanup goes (HOOKPOST_CLEANUP_*)."""
+
+    every_s: dict[str, float]
+    cleanup_dry_run: bool
+    cleanup_batch_size: int
+    # Bounds one run (a Lambda invocation, a pause of `make dev`'s jobs); the rest waits for
+    # the next run.
+    cleanup_max_batches: int
+
+    @classmethod
+    def from_env(cls) -> JobSettings:
+        defaults = {"recover_leases": 30.0, "refresh_views": 60.0, "cleanup": 3600.0}
+        return cls(
+            every_s={
+                job: _float(f"HOOKPOST_{job.upper()}_EVERY_S", every)
+                for job, every in defaults.items()
+            },
+            cleanup_dry_run=_bool("HOOKPOST_CLEANUP_DRY_RUN", False),
+            cleanup_batch_size=_int("HOOKPOST_CLEANUP_BATCH_SIZE", 1000),
+            cleanup_max_batches=_int("HOOKPOST_CLEANUP_MAX_BATCHES", 100),
+        )
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: up to `burst` requests at once, refilled at `per_s` a second."""
+
+    burst: float
+    per_s: float
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """In-function rate limits, one bucket per scope (`global`, each source `ip`, each bearer
+    `key`) from HOOKPOST_LIMIT_<SCOPE>_{BURST,PER_S}; HOOKPOST_LIMITS=off turns them off."""
+
+    enabled: bool
+    scopes: dict[str, RateLimit]
+
+    @classmethod
+    def from_env(cls) -> LimitSettings:
+        # A busy client (hundreds of requests a second, 500 events in each batch) stays well
+        # under these; they are there for runaway loops and floods.
+        defaults = {"global": (10000.0, 5000.0), "ip": (1000.0, 500.0), "key": (1000.0, 500.0)}
+        scopes = {}
+        for scope, (burst, per_s) in defaults.items():
+            prefix = f"HOOKPOST_LIMIT_{scope.upper()}"
+            limit = RateLimit(_float(f"{prefix}_BURST", burst), _float(f"{prefix}_PER_S", per_s))
+            if limit.burst < 1 or limit.per_s <= 0:
+                raise ValueError(f"{prefix}_BURST must be at least 1 and {prefix}_PER_S above 0")
+            scopes[scope] = limit
+        return cls(enabled=_bool("HOOKPOST_LIMITS", True), scopes=scopes)
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -34,22 +158,29 @@ class Settings:
     pool_max_size: int
     max_event_bytes: int
     max_batch_bytes: int
-    max_batch_events: int
     connect_timeout_s: float
+    # Seals subscription secrets at rest when set (url-safe base64 of 32 bytes, a Fernet key).
+    encryption_key: str
+    delivery: DeliverySettings
+    jobs: JobSettings
+    limits: LimitSettings
 
     @classmethod
     def from_env(cls) -> Settings:
         on_lambda = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
         return cls(
-            database_url=os.environ.get("DATABASE_URL", ""),
-            admin_token=os.environ.get("HOOKPOST_ADMIN_TOKEN", ""),
+            database_url=_database_url(),
+            admin_token=_admin_token(),
             allow_private_targets=_bool("HOOKPOST_ALLOW_PRIVATE_TARGETS", False),
             prepare_statements=_bool("HOOKPOST_PREPARE_STATEMENTS", not on_lambda),
             pool_max_size=_int("HOOKPOST_DB_POOL_SIZE", 2 if on_lambda else 16),
             max_event_bytes=_int("HOOKPOST_MAX_EVENT_BYTES", 256 * 1024),
             max_batch_bytes=_int("HOOKPOST_MAX_BATCH_BYTES", 6 * 1024 * 1024),
-            max_batch_events=500,
             connect_timeout_s=_float("HOOKPOST_DB_CONNECT_TIMEOUT_S", 5.0),
+            encryption_key=os.environ.get("HOOKPOST_ENCRYPTION_KEY", ""),
+            delivery=DeliverySettings.from_env(on_lambda),
+            jobs=JobSettings.from_env(),
+            limits=LimitSettings.from_env(),
         )
 
 

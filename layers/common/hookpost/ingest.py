@@ -8,15 +8,22 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
+
 from hookpost.api.models import EventIn
 from hookpost.api.responses import Problem, field_error
 from hookpost.config import get_settings
 from hookpost.db import queries
 from hookpost.db.pool import connection
 from hookpost.ids import uuid7
-from hookpost.schemas import payload_errors
+from hookpost.schemas import compile_schema, payload_errors
 
 FieldPrefix = Callable[[int], str]
+
+
+# Event types by (application, name), as last read. Ingest validates against them without a
+# round trip; its statement stores nothing if any has changed since, and is then run again.
+_declared_types: dict[tuple[uuid.UUID, str], dict[str, Any]] = {}
 
 
 def ingest(
@@ -32,23 +39,28 @@ def ingest(
     def prefix(index: int) -> str:
         return f"events[{index}]." if batch else ""
 
+    names = list({event.event_type for event in events})
     with connection() as conn:
-        declared = {
-            row["name"]: row
-            for row in conn.execute(
-                queries.EVENT_TYPES_FOR_INGEST,
-                {"application_id": application_id, "names": list({e.event_type for e in events})},
-            )
-        }
-        _check(events, declared, prefix)
-        keys, documents = _documents(events, prefix)
-        results: dict[str, dict[str, Any]] = {}
-        if documents:
+        declared = _cached_types(application_id, names)
+        for fresh in (declared is None, True):
+            if fresh:
+                declared = _read_types(conn, application_id, names)
+            try:
+                _check(events, declared, prefix)
+            except Problem:
+                if fresh:
+                    raise
+                continue
+            keys, documents = _documents(events, prefix, declared)
             stored = conn.execute(
                 queries.EVENTS_INGEST,
                 {"application_id": application_id, "events": "[" + ",".join(documents) + "]"},
-            )
-            results = {row["event_id"]: {**row, "duplicate": False} for row in stored}
+            ).fetchall()
+            if not any(row["stale"] for row in stored):
+                break
+        else:
+            raise Problem(409, "event types changed while storing; send again", slug="conflict")
+        results = {row["event_id"]: {**row, "duplicate": False} for row in stored}
         seen_before = [key for key in dict.fromkeys(keys) if key not in results]
         if seen_before:
             for row in conn.execute(
@@ -59,8 +71,32 @@ def ingest(
     answers = []
     for index, key in enumerate(keys):
         first = first_index[key] == index
-        answers.append(results[key] if first else {**results[key], "duplicate": True})
+        answer = {k: v for k, v in results[key].items() if k != "stale"}
+        answers.append(answer if first else {**answer, "duplicate": True})
     return answers
+
+
+def _cached_types(application_id: uuid.UUID, names: list[str]) -> dict[str, dict] | None:
+    cached = {name: _declared_types.get((application_id, name)) for name in names}
+    return None if None in cached.values() else cached
+
+
+def _read_types(
+    conn: psycopg.Connection, application_id: uuid.UUID, names: list[str]
+) -> dict[str, dict[str, Any]]:
+    rows = conn.execute(
+        queries.EVENT_TYPES_FOR_INGEST, {"application_id": application_id, "names": names}
+    ).fetchall()
+    declared = {
+        row["name"]: {**row, "validator": compile_schema(row["schema"]) if row["schema"] else None}
+        for row in rows
+    }
+    for name in names:
+        if name in declared:
+            _declared_types[(application_id, name)] = declared[name]
+        else:
+            _declared_types.pop((application_id, name), None)
+    return declared
 
 
 def _check(events: list[EventIn], declared: dict[str, dict[str, Any]], prefix: FieldPrefix) -> None:
@@ -72,8 +108,8 @@ def _check(events: list[EventIn], declared: dict[str, dict[str, Any]], prefix: F
             errors.append(field_error(field, f"unknown event type {event.event_type!r}"))
         elif not event_type["active"]:
             errors.append(field_error(field, f"event type {event.event_type!r} is inactive"))
-        elif event_type["schema"] is not None:
-            for path, message in payload_errors(event_type["schema"], event.payload):
+        elif event_type["validator"] is not None:
+            for path, message in payload_errors(event_type["validator"], event.payload):
                 errors.append(field_error(prefix(index) + "payload" + path, message))
     if errors:
         first = errors[0]
@@ -82,7 +118,9 @@ def _check(events: list[EventIn], declared: dict[str, dict[str, Any]], prefix: F
         )
 
 
-def _documents(events: list[EventIn], prefix: FieldPrefix) -> tuple[list[str], list[str]]:
+def _documents(
+    events: list[EventIn], prefix: FieldPrefix, declared: dict[str, dict[str, Any]]
+) -> tuple[list[str], list[str]]:
     """Each event's idempotency key, and the JSON document of each first occurrence of a key."""
     max_bytes = get_settings().max_event_bytes
     now = datetime.now(UTC).isoformat()
@@ -105,6 +143,7 @@ def _documents(events: list[EventIn], prefix: FieldPrefix) -> tuple[list[str], l
                 "payload": event.payload,
                 "labels": event.labels,
                 "occurred_at": event.occurred_at.isoformat() if event.occurred_at else now,
+                "type_version": declared[event.event_type]["updated_at"].isoformat(),
             },
             separators=(",", ":"),
         )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
 from typing import Any
 
 import jsonschema
@@ -19,17 +17,14 @@ def check_schema(schema: dict[str, Any]) -> str | None:
     return None
 
 
-@lru_cache(maxsize=1024)
-def _compiled(schema_text: str) -> Validator:
-    schema = json.loads(schema_text)
+def compile_schema(schema: dict[str, Any]) -> Validator:
+    """A validator for a schema that passed `check_schema`; build it once, use it per payload."""
     return jsonschema.validators.validator_for(schema)(schema)
 
 
-def payload_errors(schema: dict[str, Any], payload: Any) -> list[tuple[str, str]]:
+def payload_errors(validator: Validator, payload: Any) -> list[tuple[str, str]]:
     """(path under the payload, message) for each way a payload breaks a schema, most relevant
     first; empty when it fits."""
-    # Keyed by the schema's text, so a changed schema is a new entry and nothing goes stale.
-    validator = _compiled(json.dumps(schema, sort_keys=True))
     errors = sorted(validator.iter_errors(payload), key=jsonschema.exceptions.relevance)
     return [_describe(error) for error in errors[:10]]
 

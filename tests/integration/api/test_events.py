@@ -195,3 +195,26 @@ def test_replay_creates_new_attempts(tenant):
     assert unknown.status_code == 422
     tenant.patch(f"/subscriptions/{first['id']}", {"enabled": False})
     assert tenant.post(f"/events/{sent['id']}/replay").json()["attempts_created"] == 1
+
+
+def test_a_schema_changed_elsewhere_applies_to_the_next_event(tenant, database_url):
+    tenant.event_type(schema={"type": "object"})
+    assert tenant.post("/events", {"event_type": "invoice.paid", "payload": {}}).status_code == 202
+    # another copy of the function (or an operator) changes the type behind this one's back
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE event_types SET schema = %s, updated_at = now()"
+            " WHERE application_id = %s AND name = 'invoice.paid'",
+            ('{"type": "object", "required": ["amount"]}', tenant.id),
+        )
+    refused = tenant.post("/events", {"event_type": "invoice.paid", "payload": {}})
+    assert refused.status_code == 422
+    assert count(database_url, "events", tenant.id) == 1
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE event_types SET active = false, updated_at = now()"
+            " WHERE application_id = %s AND name = 'invoice.paid'",
+            (tenant.id,),
+        )
+    inactive = tenant.post("/events", {"event_type": "invoice.paid", "payload": {"amount": 1}})
+    assert inactive.status_code == 422 and "inactive" in inactive.json()["detail"]

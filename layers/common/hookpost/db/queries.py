@@ -123,12 +123,21 @@ WHERE application_id = %(application_id)s AND enabled AND id = ANY(%(ids)s)
 
 # One statement stores a whole batch and fans it out: the input is one JSON array, the matching
 # subscriptions are joined once, and an event_id seen before inserts nothing (its row is read
-# back by EVENTS_BY_KEY).
+# back by EVENTS_BY_KEY). A row with `stale` true says the caller's event types were out of
+# date and nothing was stored. When attempts were created it NOTIFYs hookpost_attempts (sent on
+# commit, once) to wake the deliver loops that LISTEN; `woken` is joined so that it runs.
 EVENTS_INGEST = """
 WITH input AS MATERIALIZED (
     SELECT * FROM jsonb_to_recordset(%(events)s::jsonb) AS t(
         ord integer, id uuid, event_id text, event_type text, payload jsonb, labels jsonb,
-        occurred_at timestamptz)
+        occurred_at timestamptz, type_version timestamptz)
+),
+-- The caller validated payloads against event types it may have cached: if any is gone,
+-- inactive or changed since (another version), nothing is stored and it asks again.
+stale AS MATERIALIZED (
+    SELECT count(*) AS types FROM input i
+    LEFT JOIN event_types t ON t.application_id = %(application_id)s AND t.name = i.event_type
+    WHERE t.name IS NULL OR NOT t.active OR t.updated_at IS DISTINCT FROM i.type_version
 ),
 matched AS MATERIALIZED (
     SELECT i.ord, s.id AS subscription_id
@@ -143,7 +152,7 @@ inserted AS (
         (id, application_id, event_id, event_type, payload, labels, occurred_at, attempts_created)
     SELECT i.id, %(application_id)s, i.event_id, i.event_type, i.payload, i.labels, i.occurred_at,
            (SELECT count(*) FROM matched m WHERE m.ord = i.ord)
-    FROM input i ORDER BY i.ord
+    FROM input i WHERE (SELECT types FROM stale) = 0 ORDER BY i.ord
     ON CONFLICT ON CONSTRAINT events_idempotency_key DO NOTHING
     RETURNING id, event_id, event_type, attempts_created
 ),
@@ -151,8 +160,15 @@ fanned_out AS (
     INSERT INTO attempts (application_id, event_id, subscription_id)
     SELECT %(application_id)s, ins.id, m.subscription_id
     FROM inserted ins JOIN input i ON i.id = ins.id JOIN matched m ON m.ord = i.ord
+    RETURNING 1
+),
+woken AS MATERIALIZED (
+    SELECT pg_notify('hookpost_attempts', '') FROM (SELECT FROM fanned_out LIMIT 1) AS created
 )
-SELECT id, event_id, event_type, attempts_created FROM inserted
+SELECT id, event_id, event_type, attempts_created, false AS stale
+FROM inserted CROSS JOIN (SELECT count(*) FROM woken) AS wake
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, true FROM stale WHERE types > 0
 """
 
 EVENTS_BY_KEY = """
@@ -173,16 +189,23 @@ SELECT {_EVENT_COLUMNS} FROM events {{where}} ORDER BY id DESC LIMIT %(limit)s
 """
 
 # Replays go to the given subscriptions, or to every enabled one the event matches today.
+# NOTIFY wakes the deliver loops, as in EVENTS_INGEST.
 EVENT_REPLAY = """
-INSERT INTO attempts (application_id, event_id, subscription_id, trigger)
-SELECT e.application_id, e.id, s.id, 'replay'
-FROM events e
-JOIN subscriptions s ON s.application_id = e.application_id AND s.enabled
-WHERE e.id = %(id)s AND e.application_id = %(application_id)s
-  AND CASE WHEN %(subscription_ids)s::uuid[] IS NULL
-           THEN s.event_types && ARRAY[e.event_type, '*'] AND e.labels @> s.labels
-           ELSE s.id = ANY(%(subscription_ids)s::uuid[]) END
-RETURNING id
+WITH created AS (
+    INSERT INTO attempts (application_id, event_id, subscription_id, trigger)
+    SELECT e.application_id, e.id, s.id, 'replay'
+    FROM events e
+    JOIN subscriptions s ON s.application_id = e.application_id AND s.enabled
+    WHERE e.id = %(id)s AND e.application_id = %(application_id)s
+      AND CASE WHEN %(subscription_ids)s::uuid[] IS NULL
+               THEN s.event_types && ARRAY[e.event_type, '*'] AND e.labels @> s.labels
+               ELSE s.id = ANY(%(subscription_ids)s::uuid[]) END
+    RETURNING id
+),
+woken AS MATERIALIZED (
+    SELECT pg_notify('hookpost_attempts', '') FROM (SELECT FROM created LIMIT 1) AS any_created
+)
+SELECT id FROM created CROSS JOIN (SELECT count(*) FROM woken) AS wake
 """
 
 # Attempts
@@ -205,15 +228,20 @@ ATTEMPTS_OF_EVENT = f"""
 SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE event_id = %(event_id)s ORDER BY id
 """
 
-# A manual retry is one more try of the same event to the same subscription, due now.
+# A manual retry is one more try of the same event to the same subscription, due now; NOTIFY
+# wakes the deliver loops, as in EVENTS_INGEST.
 ATTEMPT_RETRY = f"""
-INSERT INTO attempts (application_id, event_id, subscription_id, try_number, trigger)
-SELECT a.application_id, a.event_id, a.subscription_id,
-       (SELECT max(try_number) + 1 FROM attempts p
-        WHERE p.event_id = a.event_id AND p.subscription_id = a.subscription_id),
-       'manual'
-FROM attempts a WHERE a.id = %(id)s AND a.application_id = %(application_id)s
-RETURNING {_ATTEMPT_COLUMNS}
+WITH created AS (
+    INSERT INTO attempts (application_id, event_id, subscription_id, try_number, trigger)
+    SELECT a.application_id, a.event_id, a.subscription_id,
+           (SELECT max(try_number) + 1 FROM attempts p
+            WHERE p.event_id = a.event_id AND p.subscription_id = a.subscription_id),
+           'manual'
+    FROM attempts a WHERE a.id = %(id)s AND a.application_id = %(application_id)s
+    RETURNING {_ATTEMPT_COLUMNS}
+),
+woken AS MATERIALIZED (SELECT pg_notify('hookpost_attempts', '') FROM created)
+SELECT created.* FROM created CROSS JOIN (SELECT count(*) FROM woken) AS wake
 """
 
 # Filters: each is a condition over named parameters, used only when the parameter is given.
@@ -250,3 +278,328 @@ def update_statement(table: str, columns: list[str], returning: str) -> sql.Comp
     return sql.SQL("UPDATE {} SET {}, updated_at = now() WHERE {} RETURNING {}").format(
         sql.Identifier(table), assignments, sql.SQL(scope), sql.SQL(returning)
     )
+
+
+# Delivery
+
+# Claims a batch of due attempts for one claim id and leases them, in one short statement. The
+# MATERIALIZED CTE fences LIMIT (inlined, the planner may lock and update more rows than asked);
+# SKIP LOCKED lets any number of workers claim side by side without waiting on each other; the
+# partial index attempts_pending_due_idx serves `status = 'pending' ORDER BY due_at` directly.
+# `= ANY(ARRAY(...))` makes the update fetch the claimed rows by primary key whatever the
+# planner's estimates (a join may hash the whole table). An attempt whose subscription was
+# disabled meanwhile is given up here instead of sent.
+DELIVERY_CLAIM = """
+WITH due AS MATERIALIZED (
+    SELECT id FROM attempts
+    WHERE status = 'pending' AND due_at <= now()
+    ORDER BY due_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+),
+claimed AS (
+    UPDATE attempts a
+    SET status = CASE WHEN s.enabled THEN 'in_flight' ELSE 'gave_up' END::attempt_status,
+        claimed_by = %(claim_id)s,
+        lease_expires_at = CASE WHEN s.enabled THEN now() + make_interval(secs => %(lease_s)s) END,
+        started_at = now(),
+        finished_at = CASE WHEN NOT s.enabled THEN now() END,
+        error = CASE WHEN NOT s.enabled THEN 'subscription disabled' END
+    FROM subscriptions s
+    WHERE a.id = ANY(ARRAY(SELECT id FROM due)) AND s.id = a.subscription_id
+    RETURNING a.id, a.status, a.try_number, a.event_id, a.subscription_id
+)
+SELECT c.id, c.status::text AS status, c.try_number, c.event_id, e.event_type,
+       e.payload::text AS payload, e.occurred_at, s.url, s.headers, s.secret,
+       CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END
+           AS previous_secret
+FROM claimed c JOIN events e ON e.id = c.event_id JOIN subscriptions s ON s.id = c.subscription_id
+"""
+
+# Records a batch of outcomes in one statement: each attempt's result, the subscriptions a 410
+# disables, and the next try of each failure (unless a try of that event to that subscription
+# is already pending: a replay or manual retry then carries on, rather than a second chain).
+# Rows are fetched by primary key (`= ANY(ARRAY(...))`, as in DELIVERY_CLAIM).
+# Only the claim that holds an attempt may record it; an attempt whose lease expired and went
+# back to pending unclaimed still takes its holder's late result, saving a second send.
+DELIVERY_RECORD = """
+WITH result AS MATERIALIZED (
+    SELECT * FROM jsonb_to_recordset(%(results)s::jsonb) AS r(
+        id uuid, claim_id uuid, status attempt_status, response_status integer,
+        response_headers jsonb, response_body text, elapsed_ms integer, error text,
+        retry_in_s double precision, disable boolean)
+),
+recorded AS (
+    UPDATE attempts a
+    SET status = r.status, finished_at = now(), lease_expires_at = NULL,
+        response_status = r.response_status, response_headers = r.response_headers,
+        response_body = r.response_body, elapsed_ms = r.elapsed_ms, error = r.error
+    FROM result r
+    WHERE a.id = ANY(ARRAY(SELECT id FROM result)) AND a.id = r.id
+      AND a.claimed_by = r.claim_id AND a.status IN ('in_flight', 'pending')
+    RETURNING a.id, a.status, a.application_id, a.event_id, a.subscription_id, a.try_number
+),
+disabled AS (
+    UPDATE subscriptions s
+    SET enabled = false, disabled_reason = 'the receiver answered 410 Gone', updated_at = now()
+    FROM recorded c JOIN result r ON r.id = c.id
+    WHERE r.disable AND s.id = c.subscription_id AND s.enabled
+),
+retried AS (
+    INSERT INTO attempts (application_id, event_id, subscription_id, try_number, trigger, due_at)
+    SELECT c.application_id, c.event_id, c.subscription_id, c.try_number + 1, 'retry',
+           now() + make_interval(secs => r.retry_in_s)
+    FROM recorded c JOIN result r ON r.id = c.id
+    WHERE r.retry_in_s IS NOT NULL
+      AND NOT EXISTS (
+          SELECT FROM attempts p
+          WHERE p.event_id = c.event_id AND p.subscription_id = c.subscription_id
+            AND p.status = 'pending')
+)
+SELECT status::text AS status, count(*) AS count FROM recorded GROUP BY status
+"""
+
+# Hands back attempts a stopping worker claimed but did not finish, due at once.
+DELIVERY_RELEASE = """
+UPDATE attempts SET status = 'pending', claimed_by = NULL, lease_expires_at = NULL
+WHERE id = ANY(%(ids)s) AND claimed_by = ANY(%(claim_ids)s) AND status = 'in_flight'
+"""
+
+# Returns attempts whose worker died (lease expired) to pending, keeping their due time so they
+# go first. claimed_by stays: see DELIVERY_RECORD. Served by attempts_in_flight_lease_idx.
+DELIVERY_RECOVER_LEASES = """
+WITH expired AS MATERIALIZED (
+    SELECT id FROM attempts
+    WHERE status = 'in_flight' AND lease_expires_at < now()
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE attempts SET status = 'pending', lease_expires_at = NULL
+WHERE id = ANY(ARRAY(SELECT id FROM expired))
+"""
+
+# The channel EVENTS_INGEST, EVENT_REPLAY and ATTEMPT_RETRY notify.
+DELIVERY_LISTEN = "LISTEN hookpost_attempts"
+
+
+# Jobs, stats and limits
+
+# The hours the next stats refresh recomputes: from the hour the last refresh's start falls in
+# (less `margin`, for rows of transactions still open then) to the end of the current hour. The
+# very first refresh starts at the oldest data, found through the indexes the refresh uses.
+STATS_REFRESH_WINDOW = """
+SELECT date_trunc('hour', coalesce(
+           (SELECT refreshed_at FROM stats_refresh) - %(margin)s,
+           least((SELECT min(created_at) FROM events),
+                 (SELECT min(finished_at) FROM attempts WHERE finished_at IS NOT NULL)),
+           now()), 'UTC') AS lo,
+       date_trunc('hour', now(), 'UTC') + interval '1 hour' AS hi
+"""
+
+# One refresh at a time (the transaction's lock); a second one skips rather than redoing the
+# same hours and fighting over the same rows.
+STATS_REFRESH_LOCK = "SELECT pg_try_advisory_xact_lock(7210342119) AS locked"
+
+# Recomputes every application's buckets for the hours in [lo, hi) from the raw rows, served by
+# events_created_idx and attempts_finished_idx: the cost follows the hours' traffic, not the
+# history. Buckets that lost all their rows are removed, unchanged ones are not rewritten.
+STATS_REFRESH = """
+WITH finished AS MATERIALIZED (
+    SELECT application_id, date_trunc('hour', finished_at, 'UTC') AS hour, status, elapsed_ms
+    FROM attempts
+    WHERE finished_at >= %(lo)s AND finished_at < %(hi)s
+      AND status IN ('succeeded', 'failed', 'gave_up')
+),
+attempt_counts AS (
+    SELECT application_id, hour,
+           count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+           count(*) FILTER (WHERE status = 'failed') AS failed,
+           count(*) FILTER (WHERE status = 'gave_up') AS gave_up,
+           percentile_disc(0.5) WITHIN GROUP (ORDER BY elapsed_ms)
+               FILTER (WHERE status = 'succeeded') AS p50_ms,
+           percentile_disc(0.95) WITHIN GROUP (ORDER BY elapsed_ms)
+               FILTER (WHERE status = 'succeeded') AS p95_ms
+    FROM finished GROUP BY application_id, hour
+),
+histograms AS (
+    SELECT application_id, hour,
+           array_agg(ms ORDER BY ms) AS latency_ms, array_agg(n ORDER BY ms) AS latency_count
+    FROM (SELECT application_id, hour, hookpost_latency_bucket(elapsed_ms) AS ms,
+                 count(*)::integer AS n
+          FROM finished WHERE status = 'succeeded' AND elapsed_ms IS NOT NULL
+          GROUP BY 1, 2, 3) AS buckets
+    GROUP BY application_id, hour
+),
+event_counts AS (
+    SELECT application_id, date_trunc('hour', created_at, 'UTC') AS hour, count(*) AS events
+    FROM events WHERE created_at >= %(lo)s AND created_at < %(hi)s
+    GROUP BY 1, 2
+),
+fresh AS MATERIALIZED (
+    SELECT application_id, hour, coalesce(e.events, 0) AS events,
+           coalesce(a.succeeded, 0) AS succeeded, coalesce(a.failed, 0) AS failed,
+           coalesce(a.gave_up, 0) AS gave_up, a.p50_ms, a.p95_ms,
+           coalesce(h.latency_ms, '{}') AS latency_ms,
+           coalesce(h.latency_count, '{}') AS latency_count
+    FROM event_counts e
+    FULL JOIN attempt_counts a USING (application_id, hour)
+    LEFT JOIN histograms h USING (application_id, hour)
+),
+emptied AS (
+    DELETE FROM stats_hourly s
+    WHERE s.hour >= %(lo)s AND s.hour < %(hi)s
+      AND NOT EXISTS (
+          SELECT FROM fresh f WHERE f.application_id = s.application_id AND f.hour = s.hour)
+    RETURNING 1
+),
+written AS (
+    INSERT INTO stats_hourly AS s (application_id, hour, events, succeeded, failed, gave_up,
+                                   p50_ms, p95_ms, latency_ms, latency_count)
+    SELECT application_id, hour, events, succeeded, failed, gave_up, p50_ms, p95_ms,
+           latency_ms, latency_count
+    FROM fresh
+    ON CONFLICT ON CONSTRAINT stats_hourly_pkey DO UPDATE
+    SET events = excluded.events, succeeded = excluded.succeeded, failed = excluded.failed,
+        gave_up = excluded.gave_up, p50_ms = excluded.p50_ms, p95_ms = excluded.p95_ms,
+        latency_ms = excluded.latency_ms, latency_count = excluded.latency_count
+    WHERE (s.events, s.succeeded, s.failed, s.gave_up, s.p50_ms, s.p95_ms, s.latency_ms,
+           s.latency_count)
+          IS DISTINCT FROM (excluded.events, excluded.succeeded, excluded.failed,
+                            excluded.gave_up, excluded.p50_ms, excluded.p95_ms,
+                            excluded.latency_ms, excluded.latency_count)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM emptied) AS emptied
+"""
+
+# Marks the rollup complete up to `hi`, or to the transaction's start when `hi` is still ahead
+# (the refresh's snapshot was taken after it). Never moves back.
+STATS_MARK_REFRESHED = """
+INSERT INTO stats_refresh AS r (refreshed_at) VALUES (least(%(hi)s::timestamptz, now()))
+ON CONFLICT (singleton) DO UPDATE
+SET refreshed_at = greatest(r.refreshed_at, excluded.refreshed_at)
+"""
+
+STATS_REFRESHED_AT = "SELECT refreshed_at FROM stats_refresh"
+
+# One application's hourly buckets at the given starts, zeros where nothing happened.
+STATS_HOURS = """
+SELECT b.start, coalesce(s.events, 0) AS events, coalesce(s.succeeded, 0) AS succeeded,
+       coalesce(s.failed, 0) AS failed, coalesce(s.gave_up, 0) AS gave_up, s.p50_ms, s.p95_ms
+FROM unnest(%(starts)s::timestamptz[]) AS b(start)
+LEFT JOIN stats_hourly s ON s.application_id = %(application_id)s AND s.hour = b.start
+ORDER BY b.start
+"""
+
+# One application's days at the given starts: the hours summed, and their latency histograms
+# merged (the day's percentiles are read off the merged histogram by the caller).
+STATS_DAYS = """
+WITH hours AS (
+    SELECT date_trunc('day', hour, 'UTC') AS start, events, succeeded, failed, gave_up,
+           latency_ms, latency_count
+    FROM stats_hourly
+    WHERE application_id = %(application_id)s AND hour >= %(lo)s AND hour < %(hi)s
+),
+totals AS (
+    SELECT start, sum(events) AS events, sum(succeeded) AS succeeded, sum(failed) AS failed,
+           sum(gave_up) AS gave_up
+    FROM hours GROUP BY start
+),
+latency AS (
+    SELECT start, array_agg(ms ORDER BY ms) AS latency_ms, array_agg(n ORDER BY ms) AS latency_count
+    FROM (SELECT start, u.ms, sum(u.n) AS n
+          FROM hours, unnest(latency_ms, latency_count) AS u(ms, n)
+          GROUP BY start, u.ms) AS merged
+    GROUP BY start
+)
+SELECT b.start, coalesce(t.events, 0) AS events, coalesce(t.succeeded, 0) AS succeeded,
+       coalesce(t.failed, 0) AS failed, coalesce(t.gave_up, 0) AS gave_up,
+       coalesce(l.latency_ms, '{}') AS latency_ms, coalesce(l.latency_count, '{}') AS latency_count
+FROM unnest(%(starts)s::timestamptz[]) AS b(start)
+LEFT JOIN totals t USING (start)
+LEFT JOIN latency l USING (start)
+ORDER BY b.start
+"""
+
+# Events past their application's retention with no attempt pending or in flight. The id bound
+# (ids are UUIDv7) turns each application's search into a range scan of events_application_idx;
+# created_at decides.
+_EVENTS_DUE = """
+FROM applications a
+CROSS JOIN LATERAL (
+    SELECT e.id FROM events e
+    WHERE e.application_id = a.id
+      AND e.id < hookpost_uuid7_floor(now() - make_interval(days => a.retention_days))
+      AND e.created_at < now() - make_interval(days => a.retention_days)
+      AND NOT EXISTS (
+          SELECT FROM attempts t
+          WHERE t.event_id = e.id AND t.status IN ('pending', 'in_flight'))
+    ORDER BY e.id
+    {batch}
+) AS e
+"""
+
+# Locks one batch of due events. SKIP LOCKED passes over an event another transaction holds,
+# such as one inserting an attempt for it (its foreign-key check takes a share lock).
+CLEANUP_LOCK_DUE_EVENTS = (
+    "SELECT e.id"
+    + _EVENTS_DUE.format(batch="LIMIT %(limit)s FOR UPDATE OF e SKIP LOCKED")
+    + "LIMIT %(limit)s"
+)
+
+# Deletes locked events and their attempts. Run in the locking transaction, after it: the locks
+# keep new attempts out, and this statement's fresh snapshot sees any attempt that became pending
+# before them, whose event is then kept.
+CLEANUP_DELETE_EVENTS = """
+WITH doomed AS MATERIALIZED (
+    SELECT e.id FROM events e
+    WHERE e.id = ANY(%(ids)s)
+      AND NOT EXISTS (
+          SELECT FROM attempts t
+          WHERE t.event_id = e.id AND t.status IN ('pending', 'in_flight'))
+),
+attempts_gone AS (
+    DELETE FROM attempts WHERE event_id IN (SELECT id FROM doomed) RETURNING 1
+),
+events_gone AS (
+    DELETE FROM events WHERE id IN (SELECT id FROM doomed) RETURNING 1
+)
+SELECT (SELECT count(*) FROM events_gone) AS events,
+       (SELECT count(*) FROM attempts_gone) AS attempts
+"""
+
+# What a cleanup would delete (HOOKPOST_CLEANUP_DRY_RUN).
+CLEANUP_COUNT_DUE_EVENTS = (
+    "SELECT count(*) AS events,"
+    " coalesce(sum((SELECT count(*) FROM attempts t WHERE t.event_id = e.id)), 0) AS attempts"
+    + _EVENTS_DUE.format(batch="")
+)
+
+# A rotated-out secret stops signing after its expiry (the claim checks the time); clearing it
+# keeps it from lingering in the database.
+CLEANUP_EXPIRED_SECRETS = """
+UPDATE subscriptions SET previous_secret = NULL, previous_secret_expires_at = NULL
+WHERE previous_secret_expires_at <= now()
+"""
+
+CLEANUP_COUNT_EXPIRED_SECRETS = """
+SELECT count(*) AS secrets FROM subscriptions WHERE previous_secret_expires_at <= now()
+"""
+
+# A bucket that has refilled to its burst reads exactly as a missing one, so dropping it changes
+# nothing; this keeps the table down to the recently active clients.
+CLEANUP_FULL_BUCKETS = """
+DELETE FROM rate_limit_buckets
+WHERE tokens + per_s * extract(epoch FROM now() - updated_at) >= burst
+"""
+
+CLEANUP_COUNT_FULL_BUCKETS = """
+SELECT count(*) AS buckets FROM rate_limit_buckets
+WHERE tokens + per_s * extract(epoch FROM now() - updated_at) >= burst
+"""
+
+# One token from every bucket of a request, or none (see hookpost_take_tokens).
+LIMITS_TAKE = """
+SELECT allowed, retry_after_s, exhausted
+FROM hookpost_take_tokens(%(keys)s::text[], %(bursts)s::float8[], %(rates)s::float8[])
+"""

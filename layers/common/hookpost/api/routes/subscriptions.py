@@ -17,6 +17,7 @@ from hookpost.api.routes.applications import AppId
 from hookpost.config import get_settings
 from hookpost.db import queries
 from hookpost.db.run import fetch_all, fetch_one
+from hookpost.secrets_at_rest import seal, unseal
 from hookpost.signing import generate_secret, secret_key
 from hookpost.targets import TargetRefused, validate_target_url
 
@@ -58,6 +59,10 @@ def _checked_event_types(names: list[str]) -> list[str]:
     return sorted(set(names))
 
 
+def _shown(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "secret": unseal(row["secret"])}
+
+
 def _checked_secret(secret: str) -> str:
     try:
         secret_key(secret)
@@ -70,6 +75,7 @@ def _checked_secret(secret: str) -> str:
 def create_subscription(
     app_id: AppId, body: Annotated[models.SubscriptionIn, Body()]
 ) -> Response[models.SubscriptionWithSecret]:
+    secret = _checked_secret(body.secret) if body.secret else generate_secret()
     row = fetch_one(
         queries.SUBSCRIPTION_INSERT,
         {
@@ -80,10 +86,10 @@ def create_subscription(
             "headers": Jsonb(_checked_headers(body.headers)),
             "description": body.description,
             "enabled": body.enabled,
-            "secret": _checked_secret(body.secret) if body.secret else generate_secret(),
+            "secret": seal(secret),
         },
     )
-    return json_response(201, row)
+    return json_response(201, {**row, "secret": secret})
 
 
 @router.get("/applications/<app_id>/subscriptions", tags=["subscriptions"])
@@ -100,7 +106,7 @@ def get_subscription(app_id: AppId, sub_id: SubId) -> Response[models.Subscripti
     row = fetch_one(queries.SUBSCRIPTION_GET, {"id": sub_id, "application_id": app_id})
     if row is None:
         raise not_found("subscription")
-    return json_response(200, row)
+    return json_response(200, _shown(row))
 
 
 @router.patch("/applications/<app_id>/subscriptions/<sub_id>", tags=["subscriptions"])
@@ -131,7 +137,7 @@ def update_subscription(
         row = fetch_one(queries.SUBSCRIPTION_GET, params)
     if row is None:
         raise not_found("subscription")
-    return json_response(200, row)
+    return json_response(200, _shown(row))
 
 
 @router.delete(
@@ -150,8 +156,8 @@ def rotate_secret(
     secret = _checked_secret(body.secret) if body and body.secret else generate_secret()
     row = fetch_one(
         queries.SUBSCRIPTION_ROTATE_SECRET,
-        {"id": sub_id, "application_id": app_id, "secret": secret},
+        {"id": sub_id, "application_id": app_id, "secret": seal(secret)},
     )
     if row is None:
         raise not_found("subscription")
-    return json_response(200, row)
+    return json_response(200, _shown(row))

@@ -1,0 +1,485 @@
+"""`make bench`: every figure of CONTRACT section 6, each against a baseline measured in the
+same run on this machine, printed as one table and written to bench/results.json.
+
+BENCH_SCALE (default 1) multiplies the amount of work; DATABASE_URL points at an existing
+PostgreSQL instead of a throw-away embedded one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import aiohttp
+import httpx
+import psycopg
+from figures import Figure, percentile, table
+
+from hookpost.db.migrate import migrate
+from hookpost.local.postgres import embedded_postgres
+
+ROOT = Path(__file__).resolve().parents[1]
+SCALE = float(os.environ.get("BENCH_SCALE", "1"))
+ADMIN_TOKEN = "bench-admin-" + uuid.uuid4().hex
+PAYLOAD = {"invoice": "inv_1001", "amount": 4200, "currency": "EUR", "note": "x" * 200}
+
+
+def scaled(n: int) -> int:
+    return max(1, int(n * SCALE))
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+# Processes
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise TimeoutError(what)
+
+
+@contextlib.contextmanager
+def process(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen]:
+    child = subprocess.Popen(
+        args, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        yield child
+    finally:
+        child.send_signal(signal.SIGINT)
+        try:
+            child.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def http_ok(url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return httpx.get(url, timeout=1).status_code < 500
+        except httpx.TransportError:
+            return False
+
+    return check
+
+
+def peak_rss_mb(pid: int) -> tuple[float, float]:
+    """(current, peak) resident set size of a process, in MB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        fields[name] = value
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+# Setup through the API
+
+
+def tenant(api: str, receiver_url: str) -> tuple[str, dict[str, str]]:
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    app = httpx.post(f"{api}/v1/applications", headers=admin, json={"name": "bench"}).json()["id"]
+    key = httpx.post(f"{api}/v1/applications/{app}/api-keys", headers=admin, json={"name": "b"})
+    headers = {"Authorization": f"Bearer {key.json()['key']}"}
+    httpx.post(f"{api}/v1/applications/{app}/event-types", headers=headers, json={"name": "b.e"})
+    body = {"url": receiver_url, "event_types": ["*"]}
+    httpx.post(f"{api}/v1/applications/{app}/subscriptions", headers=headers, json=body)
+    return app, headers
+
+
+# Figures
+
+
+def ingest_single(api: str, app: str, headers: dict[str, str], url: str) -> list[Figure]:
+    total, concurrency = scaled(3000), 32
+    latencies: list[float] = []
+
+    async def run() -> float:
+        async with aiohttp.ClientSession(headers=headers) as session:
+            sent = 0
+
+            async def worker() -> None:
+                nonlocal sent
+                while sent < total:
+                    sent += 1
+                    body = {"event_type": "b.e", "payload": PAYLOAD}
+                    started = time.perf_counter()
+                    async with session.post(f"{api}/v1/applications/{app}/events", json=body) as r:
+                        await r.read()
+                        assert r.status == 202, r.status
+                    latencies.append((time.perf_counter() - started) * 1000)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            return total / (time.perf_counter() - started)
+
+    rate = asyncio.run(run())
+    baseline = insert_rate(url, app, total, concurrency)
+    return [
+        Figure("ingest, 1 event/request, HTTP, limits on", rate, "events/s", baseline,
+               "single-row INSERTs, same concurrency", ">= 2000; ratio >= 0.5"),
+        Figure("ingest, 1 event/request: p50 latency", percentile(latencies, 50), "ms", None,
+               "", "<= 20"),
+        Figure("ingest, 1 event/request: p99 latency", percentile(latencies, 99), "ms", None,
+               "", "<= 20"),
+    ]
+
+
+def event_row(app: str, i: int) -> tuple:
+    return (app, f"base-{uuid.uuid4()}", "b.e", json.dumps(PAYLOAD), "{}", 0)
+
+
+def insert_rate(url: str, app: str, total: int, concurrency: int) -> float:
+    per_thread = total // concurrency
+
+    def insert() -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for i in range(per_thread):
+                conn.execute(
+                    "INSERT INTO events (application_id, event_id, event_type, payload, labels,"
+                    " occurred_at, attempts_created) VALUES (%s, %s, %s, %s, %s, now(), %s)",
+                    event_row(app, i),
+                )
+
+    threads = [threading.Thread(target=insert) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return per_thread * concurrency / (time.perf_counter() - started)
+
+
+def ingest_batch(api: str, app: str, headers: dict[str, str], url: str) -> list[Figure]:
+    batches, concurrency = scaled(40), 2
+    batch = {"events": [{"event_type": "b.e", "payload": PAYLOAD}] * 500}
+
+    async def run() -> float:
+        timeout = aiohttp.ClientTimeout(total=120)
+        async with aiohttp.ClientSession(headers=headers, timeout=timeout) as session:
+            sent = 0
+
+            async def worker() -> None:
+                nonlocal sent
+                while sent < batches:
+                    sent += 1
+                    url_ = f"{api}/v1/applications/{app}/events/batch"
+                    async with session.post(url_, json=batch) as r:
+                        await r.read()
+                        assert r.status == 202, r.status
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            return batches * 500 / (time.perf_counter() - started)
+
+    rate = asyncio.run(run())
+    rows = [event_row(app, i) for i in range(batches * 500)]
+    with psycopg.connect(url, autocommit=True) as conn:
+        started = time.perf_counter()
+        with conn.cursor() as cursor, cursor.copy(
+            "COPY events (application_id, event_id, event_type, payload, labels, occurred_at,"
+            " attempts_created) FROM STDIN"
+        ) as copy:
+            for row in rows:
+                copy.write_row((*row[:5], "now", row[5]))
+        baseline = len(rows) / (time.perf_counter() - started)
+    return [
+        Figure("ingest, batches of 500, HTTP", rate, "events/s", baseline, "COPY of the same rows",
+               ">= 30000; ratio >= 0.6")
+    ]
+
+
+def token_bucket_cost(url: str) -> Figure:
+    from hookpost.config import get_settings
+    from hookpost.db.pool import connection
+    from hookpost.limits import check
+
+    os.environ["DATABASE_URL"] = url
+    os.environ["HOOKPOST_LIMITS"] = "on"
+    get_settings.cache_clear()
+    rounds = scaled(2000)
+    event = {
+        "headers": {"Authorization": "Bearer hp_bench"},
+        "requestContext": {"identity": {"sourceIp": "198.51.100.7"}},
+    }
+    for _ in range(50):
+        check(event)
+    started = time.perf_counter()
+    for _ in range(rounds):
+        check(event)
+    check_ms = (time.perf_counter() - started) / rounds * 1000
+    with connection() as conn:
+        started = time.perf_counter()
+        for _ in range(rounds):
+            conn.execute("SELECT 1").fetchone()
+        select_ms = (time.perf_counter() - started) / rounds * 1000
+    return Figure("token-bucket check per request", check_ms, "ms", select_ms,
+                  "SELECT 1 round trip", "ratio <= 2")
+
+
+def claim_latency(url: str) -> list[Figure]:
+    from hookpost.delivery.claims import claim
+
+    backlog = scaled(1_000_000)
+    with psycopg.connect(url, autocommit=True) as conn:
+        app = conn.execute(
+            "INSERT INTO applications (name) VALUES ('claims') RETURNING id"
+        ).fetchone()[0]
+        sub = conn.execute(
+            "INSERT INTO subscriptions (application_id, url, event_types, secret)"
+            " VALUES (%s, 'http://127.0.0.1:9/', '{*}', %s) RETURNING id",
+            (app, "whsec_" + "A" * 44),
+        ).fetchone()[0]
+        event = conn.execute(
+            "INSERT INTO events (application_id, event_id, event_type, payload, occurred_at,"
+            " attempts_created) VALUES (%s, 'e', 'b.e', '{}', now(), 0) RETURNING id",
+            (app,),
+        ).fetchone()[0]
+        log(f"seeding {backlog:,} pending attempts")
+        conn.execute(
+            "INSERT INTO attempts (application_id, event_id, subscription_id, due_at)"
+            " SELECT %s, %s, %s, now() - interval '1 day' + i * interval '1 ms'"
+            " FROM generate_series(1, %s) i",
+            (app, event, sub, backlog),
+        )
+        conn.execute("VACUUM ANALYZE attempts")
+
+    from psycopg.rows import dict_row
+
+    claims, selects = [], []
+    rounds = scaled(2000)
+    select_only = (
+        "SELECT id FROM attempts WHERE status = 'pending' AND due_at <= now()"
+        " ORDER BY due_at LIMIT 100"
+    )
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        for _ in range(rounds):
+            started = time.perf_counter()
+            conn.execute(select_only).fetchall()
+            selects.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            claim(conn, uuid.uuid4(), 100, 60.0)
+            claims.append((time.perf_counter() - started) * 1000)
+        conn.execute("DELETE FROM applications WHERE id = %s", (app,))
+    tenth = max(1, rounds // 10)
+    early, late = percentile(claims[:tenth], 99), percentile(claims[-tenth:], 99)
+    return [
+        Figure(f"claim 100 of {backlog:,} pending: p99", percentile(claims, 99), "ms",
+               percentile(selects, 99), "same SELECT, no lock/update", "<= 10"),
+        Figure(f"claim p99 after draining {rounds * 100:,} vs at start", late / early, "x",
+               None, "", "<= 2"),
+    ]
+
+
+def wire_rate(receiver: str, total: int, concurrency: int) -> float:
+    async def run() -> float:
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            sent = 0
+            body = json.dumps({"type": "b.e", "timestamp": "now", "data": PAYLOAD}).encode()
+
+            async def worker() -> None:
+                nonlocal sent
+                while sent < total:
+                    sent += 1
+                    async with session.post(receiver, data=body) as r:
+                        await r.read()
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            return total / (time.perf_counter() - started)
+
+    return asyncio.run(run())
+
+
+def seed_attempts(url: str, receiver: str, count: int) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        app = conn.execute("INSERT INTO applications (name) VALUES ('d') RETURNING id").fetchone()[0]
+        sub = conn.execute(
+            "INSERT INTO subscriptions (application_id, url, event_types, secret)"
+            " VALUES (%s, %s, '{*}', %s) RETURNING id",
+            (app, receiver, "whsec_" + "A" * 44),
+        ).fetchone()[0]
+        conn.execute(
+            "WITH e AS (INSERT INTO events (application_id, event_id, event_type, payload,"
+            " occurred_at, attempts_created) SELECT %(app)s, 'd' || i, 'b.e', %(payload)s, now(), 1"
+            " FROM generate_series(1, %(n)s) i RETURNING id)"
+            " INSERT INTO attempts (application_id, event_id, subscription_id)"
+            " SELECT %(app)s, e.id, %(sub)s FROM e",
+            {"app": app, "sub": sub, "n": count, "payload": json.dumps(PAYLOAD)},
+        )
+        conn.execute("NOTIFY hookpost_attempts")
+
+
+def succeeded(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM attempts WHERE status = 'succeeded'").fetchone()[0]
+
+
+def deliveries(url: str, receiver: str) -> list[Figure]:
+    total = scaled(20_000)
+    figures = []
+    for concurrency, label in ((100, "rate"), (500, "rss")):
+        env = {"DATABASE_URL": url, "HOOKPOST_DELIVERY_CONCURRENCY": str(concurrency),
+               "HOOKPOST_DELIVERY_BATCH_SIZE": str(max(100, concurrency)),
+               "HOOKPOST_ALLOW_PRIVATE_TARGETS": "true"}
+        before = succeeded(url)
+        with process([sys.executable, "-m", "hookpost.cli", "deliver"], env) as deliver:
+            time.sleep(2)  # settle: imports, pool, LISTEN; the idle footprint is measured here
+            idle_rss, _ = peak_rss_mb(deliver.pid)
+            started = time.perf_counter()
+            seed_attempts(url, receiver, total)
+            wait_for(lambda: succeeded(url) - before >= total, 600, "deliveries")
+            elapsed = time.perf_counter() - started
+            _, peak = peak_rss_mb(deliver.pid)
+        if label == "rate":
+            baseline = wire_rate(receiver, total, concurrency)
+            figures.append(Figure("deliveries/s, one deliver process, 100 in flight",
+                                  total / elapsed, "deliveries/s", baseline,
+                                  "aiohttp wire-only, same receiver", ">= 2000; ratio >= 0.5"))
+            figures.append(Figure("receiver ceiling (aiohttp client, 100 in flight)", baseline,
+                                  "requests/s", None, "", ">= 2000"))
+        else:
+            figures.append(Figure("deliver process peak RSS, 500 in flight", peak, "MB", idle_rss,
+                                  "same process idle", "<= 150"))
+    return figures
+
+
+def end_to_end(url: str, receiver: str, receiver_base: str) -> list[Figure]:
+    port = free_port()
+    api = f"http://127.0.0.1:{port}"
+    env = {"DATABASE_URL": url, "HOOKPOST_PORT": str(port), "HOOKPOST_ADMIN_TOKEN": ADMIN_TOKEN,
+           "HOOKPOST_ALLOW_PRIVATE_TARGETS": "true", "HOOKPOST_LIMITS": "off"}
+    rate, seconds = 500, 10 * SCALE
+    acked: dict[str, float] = {}
+    with process([sys.executable, "-m", "hookpost.cli", "dev"], env):
+        wait_for(http_ok(f"{api}/v1/health"), 60, "dev server")
+        app, headers = tenant(api, receiver)
+        httpx.get(f"{receiver_base}/_arrivals")
+
+        async def run() -> None:
+            async with aiohttp.ClientSession(headers=headers) as session:
+                async def send() -> None:
+                    body = {"event_type": "b.e", "payload": PAYLOAD}
+                    async with session.post(f"{api}/v1/applications/{app}/events", json=body) as r:
+                        accepted = await r.json()
+                        acked[accepted["id"]] = time.time()
+
+                tasks = []
+                started = time.perf_counter()
+                for i in range(int(rate * seconds)):
+                    delay = started + i / rate - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    tasks.append(asyncio.create_task(send()))
+                await asyncio.gather(*tasks)
+
+        asyncio.run(run())
+        arrivals: dict[str, float] = {}
+
+        def all_arrived() -> bool:
+            arrivals.update(httpx.get(f"{receiver_base}/_arrivals").json()["arrivals"])
+            return acked.keys() <= arrivals.keys()
+
+        wait_for(all_arrived, 60, "end-to-end deliveries")
+    latencies = [(arrivals[i] - t) * 1000 for i, t in acked.items()]
+    round_trips = []
+    with httpx.Client() as client:
+        for _ in range(500):
+            started = time.perf_counter()
+            client.post(receiver, content=b"{}")
+            round_trips.append((time.perf_counter() - started) * 1000)
+    baseline = percentile(round_trips, 50)
+    return [
+        Figure("end-to-end 202 to receiver at 500 events/s: p50", percentile(latencies, 50), "ms",
+               baseline, "receiver round trip alone (p50)", "<= 10"),
+        Figure("end-to-end 202 to receiver at 500 events/s: p99", percentile(latencies, 99), "ms",
+               percentile(round_trips, 99), "receiver round trip alone (p99)", "<= 50"),
+    ]
+
+
+def ingest(url: str, receiver: str) -> list[Figure]:
+    port = free_port()
+    api = f"http://127.0.0.1:{port}"
+    env = {"DATABASE_URL": url, "HOOKPOST_PORT": str(port), "HOOKPOST_ADMIN_TOKEN": ADMIN_TOKEN,
+           "HOOKPOST_ALLOW_PRIVATE_TARGETS": "true", "HOOKPOST_LIMITS": "on"}
+    with process([sys.executable, "-m", "hookpost.cli", "api"], env):
+        wait_for(http_ok(f"{api}/v1/health"), 60, "API server")
+        app, headers = tenant(api, receiver)
+        log("ingest: one event per request")
+        figures = ingest_single(api, app, headers, url)
+        log("ingest: batches")
+        figures += ingest_batch(api, app, headers, url)
+    return figures
+
+
+@contextlib.contextmanager
+def database() -> Iterator[str]:
+    if os.environ.get("DATABASE_URL"):
+        yield os.environ["DATABASE_URL"]
+        return
+    with embedded_postgres(None) as url:
+        yield url
+
+
+def main() -> int:
+    started = time.perf_counter()
+    receiver_port = free_port()
+    receiver_base = f"http://127.0.0.1:{receiver_port}"
+    receiver = f"{receiver_base}/webhooks"
+    with database() as url, process(
+        [sys.executable, str(ROOT / "bench" / "receiver.py"), str(receiver_port)], {}
+    ):
+        migrate(url)
+        wait_for(http_ok(f"{receiver_base}/_arrivals"), 10, "receiver")
+        figures = ingest(url, receiver)
+        log("token bucket")
+        figures.append(token_bucket_cost(url))
+        log("deliveries")
+        figures += deliveries(url, receiver)
+        log("end to end")
+        figures += end_to_end(url, receiver, receiver_base)
+        log("claims")
+        figures += claim_latency(url)
+    results = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}",
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip(),
+        "scale": SCALE,
+        "seconds": round(time.perf_counter() - started),
+        "figures": [f.as_json() for f in figures],
+    }
+    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"machine: {results['machine']}; commit {results['commit']}; scale {SCALE}")
+    print(table(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
