@@ -26,6 +26,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	SAM_CLI_TELEMETRY=0 $(BIN)/sam validate --lint --template-file template.yaml
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

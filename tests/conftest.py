@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Before any hookpost module reads its settings.
 os.environ["HOOKPOST_ADMIN_TOKEN"] = ADMIN_TOKEN
 os.environ["HOOKPOST_ALLOW_PRIVATE_TARGETS"] = "true"
+os.environ["HOOKPOST_LIMITS"] = "off"  # tests/integration/test_limits.py turns them on
 
 
 @pytest.fixture(scope="session")
@@ -85,3 +86,12 @@ def tenant(api: httpx.Client) -> Tenant:
 @pytest.fixture
 def other_tenant(api: httpx.Client) -> Tenant:
     return create_tenant(api, "tenant-b")
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto in place of every AWS API (tests/support_aws.py)."""
+    from support_aws import mocked_aws
+
+    with mocked_aws(monkeypatch):
+        yield

@@ -24,29 +24,30 @@ def _float(name: str, default: float) -> float:
     return float(value) if value else default
 
 
-# On AWS the credentials live in Secrets Manager: the template sets the secrets' ARNs instead of
-# DATABASE_URL and HOOKPOST_ADMIN_TOKEN. Settings are read once per process, so each secret is
-# read once per Lambda container. hookpost.aws is imported only then: boto3 is slow to load.
+# On AWS the credentials live in Secrets Manager: the template names the secrets (ARN or name)
+# in place of DATABASE_URL and HOOKPOST_ADMIN_TOKEN. Settings are read once per process, so each
+# secret is read once per Lambda container. hookpost.aws is imported only then: boto3 is slow to
+# load.
 
 
 def _database_url() -> str:
-    secret_arn = os.environ.get("HOOKPOST_DATABASE_SECRET_ARN")
-    if not secret_arn:
+    secret_id = os.environ.get("HOOKPOST_DATABASE_SECRET_ID")
+    if not secret_id:
         return os.environ.get("DATABASE_URL", "")
     from hookpost.aws.secrets import database_url
 
     return database_url(
-        secret_arn, os.environ["HOOKPOST_DATABASE_HOST"], os.environ["HOOKPOST_DATABASE_NAME"]
+        secret_id, os.environ["HOOKPOST_DATABASE_HOST"], os.environ["HOOKPOST_DATABASE_NAME"]
     )
 
 
 def _admin_token() -> str:
-    secret_arn = os.environ.get("HOOKPOST_ADMIN_TOKEN_SECRET_ARN")
-    if not secret_arn:
+    secret_id = os.environ.get("HOOKPOST_ADMIN_TOKEN_SECRET_ID")
+    if not secret_id:
         return os.environ.get("HOOKPOST_ADMIN_TOKEN", "")
     from hookpost.aws.secrets import secret_string
 
-    return secret_string(secret_arn)
+    return secret_string(secret_id)
 
 
 @dataclass(frozen=True)
@@ -99,9 +100,9 @@ class JobSettings:
     every_s: dict[str, float]
     cleanup_dry_run: bool
     cleanup_batch_size: int
-    # Bounds one run (a Lambda invocation, a pause of `make dev`'s jobs); the rest waits for
-    # the next run.
-    cleanup_max_batches: int
+    # Batches go on while there is time left in this budget (at least one runs): it keeps a run
+    # inside the Lambda's timeout, and a backlog is worked off over the next runs.
+    cleanup_budget_s: float
 
     @classmethod
     def from_env(cls) -> JobSettings:
@@ -113,7 +114,7 @@ class JobSettings:
             },
             cleanup_dry_run=_bool("HOOKPOST_CLEANUP_DRY_RUN", False),
             cleanup_batch_size=_int("HOOKPOST_CLEANUP_BATCH_SIZE", 1000),
-            cleanup_max_batches=_int("HOOKPOST_CLEANUP_MAX_BATCHES", 100),
+            cleanup_budget_s=_float("HOOKPOST_CLEANUP_BUDGET_S", 30.0),
         )
 
 
@@ -135,9 +136,13 @@ class LimitSettings:
 
     @classmethod
     def from_env(cls) -> LimitSettings:
-        # A busy client (hundreds of requests a second, 500 events in each batch) stays well
-        # under these; they are there for runaway loops and floods.
-        defaults = {"global": (10000.0, 5000.0), "ip": (1000.0, 500.0), "key": (1000.0, 500.0)}
+        # A busy client (thousands of requests a second, 500 events in each batch) stays under
+        # these: they stop runaway loops and floods, and one key gets at most half of the whole.
+        defaults = {
+            "global": (20000.0, 10000.0),
+            "ip": (10000.0, 5000.0),
+            "key": (10000.0, 5000.0),
+        }
         scopes = {}
         for scope, (burst, per_s) in defaults.items():
             prefix = f"HOOKPOST_LIMIT_{scope.upper()}"

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
 import psycopg
@@ -13,7 +12,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from hookpost import __version__
+from hookpost import __version__, limits
 from hookpost.api import openapi
 from hookpost.api.auth import authorize, authorize_middleware
 from hookpost.api.responses import (
@@ -23,7 +22,15 @@ from hookpost.api.responses import (
     problem_body,
     problem_response,
 )
-from hookpost.api.routes import applications, attempts, event_types, events, health, subscriptions
+from hookpost.api.routes import (
+    applications,
+    attempts,
+    event_types,
+    events,
+    health,
+    stats,
+    subscriptions,
+)
 from hookpost.config import get_settings
 from hookpost.db.pool import DatabaseUnavailable
 
@@ -38,11 +45,11 @@ CONSTRAINT_PROBLEMS = {
 
 
 def build_resolver() -> APIGatewayRestResolver:
-    """A resolver with every route. Powertools keeps the current request on the resolver, so a
-    process that serves requests on several threads needs one per thread (`current_resolver`)."""
+    """A resolver with every route. Powertools keeps the current request in class attributes,
+    so a process serves one request at a time, as on Lambda (`make dev` runs several)."""
     resolver = APIGatewayRestResolver(enable_validation=True)
     resolver.use([authorize_middleware])
-    for module in (health, applications, event_types, subscriptions, events, attempts):
+    for module in (health, applications, event_types, subscriptions, events, attempts, stats):
         resolver.include_router(module.router, prefix="/v1")
     resolver.configure_openapi(
         title="Hookpost",
@@ -64,16 +71,6 @@ def build_resolver() -> APIGatewayRestResolver:
     for exception, handler in EXCEPTION_HANDLERS.items():
         resolver.exception_handler(exception)(handler)
     resolver.not_found(_no_route)
-    return resolver
-
-
-_per_thread = threading.local()
-
-
-def current_resolver() -> APIGatewayRestResolver:
-    resolver = getattr(_per_thread, "resolver", None)
-    if resolver is None:
-        resolver = _per_thread.resolver = build_resolver()
     return resolver
 
 
@@ -136,16 +133,18 @@ EXCEPTION_HANDLERS = {
 }
 
 
+resolver = build_resolver()
+
+
 def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Answer one API Gateway (REST, proxy) event."""
+    throttled = limits.check(event)
+    if throttled:
+        headers = {"Retry-After": str(throttled.retry_after_s)}
+        return _early_problem(429, throttled.detail, "rate-limited", headers)
     too_large = _body_too_large(event)
     if too_large:
-        return {
-            "statusCode": 413,
-            "headers": {"Content-Type": PROBLEM_CONTENT_TYPE},
-            "body": json.dumps(problem_body(413, too_large, slug="payload-too-large")),
-            "isBase64Encoded": False,
-        }
+        return _early_problem(413, too_large, "payload-too-large")
     if event.get("body") and not _is_json(event):
         # Everything is JSON here; a client that forgot the header (curl -d) still means JSON.
         headers = {
@@ -153,8 +152,19 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         }
         event = {**event, "headers": {**headers, "Content-Type": "application/json"}}
         event.pop("multiValueHeaders", None)
-    resolver = current_resolver()
     return resolver.resolve(event, context)
+
+
+def _early_problem(
+    status: int, detail: str, slug: str, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A problem answered before the resolver sees the request, as a proxy response."""
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": PROBLEM_CONTENT_TYPE, **(headers or {})},
+        "body": json.dumps(problem_body(status, detail, slug=slug)),
+        "isBase64Encoded": False,
+    }
 
 
 def _is_json(event: dict[str, Any]) -> bool:

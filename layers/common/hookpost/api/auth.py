@@ -44,14 +44,14 @@ def authorize(app: BaseRouter) -> None:
         return
     token = _bearer(app)
     if len(parts) <= 3 or parts[3] == "api-keys":
-        if not _is_admin(token):
-            if _key_application(token) is not None:
+        if not is_admin_token(token):
+            if key_application(token) is not None:
                 raise Problem(403, "this route needs the admin token", slug="forbidden")
             raise _unauthorized("invalid token")
         return
-    if _is_admin(token):
+    if is_admin_token(token):
         raise Problem(403, "this route needs an application API key", slug="forbidden")
-    application_id = _key_application(token)
+    application_id = key_application(token)
     if application_id is None:
         raise _unauthorized("invalid or revoked API key")
     if parse_uuid(parts[2]) != application_id:
@@ -71,21 +71,28 @@ def _unauthorized(detail: str) -> Problem:
     )
 
 
-def _bearer(app: BaseRouter) -> str:
-    header = app.current_event.headers.get("authorization") or ""
+def bearer_token(header: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header's value, or None."""
     scheme, _, token = header.partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def _bearer(app: BaseRouter) -> str:
+    token = bearer_token(app.current_event.headers.get("authorization") or "")
+    if token is None:
         raise _unauthorized("a bearer token is required")
     return token
 
 
-def _is_admin(token: str) -> bool:
+def is_admin_token(token: str) -> bool:
+    """Whether the token is the admin token (compared in constant time)."""
     admin = get_settings().admin_token
     return bool(admin) and hmac.compare_digest(token.encode(), admin.encode())
 
 
-def _key_application(token: str) -> uuid.UUID | None:
+def key_application(token: str) -> uuid.UUID | None:
+    """The application of a live (not revoked) `hp_` key, or None."""
     if not token.startswith(API_KEY_PREFIX):
         return None
     row = fetch_one(queries.API_KEY_APPLICATION, {"key_hash": hash_api_key(token)})

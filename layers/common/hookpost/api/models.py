@@ -256,3 +256,41 @@ class EventDetail(Event):
 class Health(BaseModel):
     status: str
     database: str
+
+
+# Stats
+
+Granularity = Literal["hour", "day"]
+
+
+class StatsAttempts(BaseModel):
+    succeeded: int
+    failed: int
+    gave_up: int
+
+
+class StatsLatency(BaseModel):
+    p50: int | None
+    p95: int | None
+
+
+class StatsBucket(BaseModel):
+    start: Timestamp = Field(description="the bucket's first instant (UTC hour or day)")
+    events: int = Field(description="events accepted in the bucket")
+    attempts: StatsAttempts = Field(description="attempts that finished in the bucket")
+    latency_ms: StatsLatency = Field(
+        description="percentiles of the succeeded attempts' response times; null without any."
+        " Exact per hour; a day's are read off a histogram, within 2%"
+    )
+
+
+class Stats(BaseModel):
+    model_config = ConfigDict(serialize_by_alias=True)
+
+    granularity: Granularity
+    from_: Timestamp = Field(alias="from", description="start of the first bucket")
+    to: Timestamp = Field(description="end of the range asked for")
+    refreshed_at: Timestamp | None = Field(
+        description="the statistics' last refresh: later events and attempts are not counted yet"
+    )
+    data: list[StatsBucket]

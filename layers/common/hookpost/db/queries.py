@@ -307,9 +307,10 @@ claimed AS (
         error = CASE WHEN NOT s.enabled THEN 'subscription disabled' END
     FROM subscriptions s
     WHERE a.id = ANY(ARRAY(SELECT id FROM due)) AND s.id = a.subscription_id
-    RETURNING a.id, a.status, a.try_number, a.event_id, a.subscription_id
+    RETURNING a.id, a.status, a.try_number, a.event_id, a.subscription_id, a.due_at
 )
 SELECT c.id, c.status::text AS status, c.try_number, c.event_id, e.event_type,
+       (extract(epoch FROM now() - c.due_at) * 1000)::bigint AS waited_ms,
        e.payload::text AS payload, e.occurred_at, s.url, s.headers, s.secret,
        CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END
            AS previous_secret
@@ -381,8 +382,21 @@ WHERE id = ANY(ARRAY(SELECT id FROM expired))
 # The channel EVENTS_INGEST, EVENT_REPLAY and ATTEMPT_RETRY notify.
 DELIVERY_LISTEN = "LISTEN hookpost_attempts"
 
+# The deliver loop's writes need not wait for the WAL flush (one fsync each): if PostgreSQL
+# crashes and loses the last moments of them, the attempts concerned are still pending or in
+# flight, and are sent again (delivery is at least once). Events are never written this way.
+DELIVERY_ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
+
 
 # Jobs, stats and limits
+
+# Due attempts no deliver loop has claimed yet, counted up to `cap`: a huge backlog costs a
+# bounded read of attempts_pending_due_idx.
+BACKLOG_DEPTH = """
+SELECT count(*) AS depth FROM (
+    SELECT FROM attempts WHERE status = 'pending' AND due_at <= now() LIMIT %(cap)s
+) AS due
+"""
 
 # The hours the next stats refresh recomputes: from the hour the last refresh's start falls in
 # (less `margin`, for rows of transactions still open then) to the end of the current hour. The
@@ -521,31 +535,33 @@ LEFT JOIN latency l USING (start)
 ORDER BY b.start
 """
 
-# Events past their application's retention with no attempt pending or in flight. The id bound
-# (ids are UUIDv7) turns each application's search into a range scan of events_application_idx;
-# created_at decides.
+# Events past their application's retention with no attempt pending or in flight. Ids are
+# UUIDv7, so an id bound finds an application's old events in a range of events_application_idx;
+# the bound is written as a row comparison on that index's columns, which only that index can
+# serve (planned on the bare id, the primary key looked cheaper and read every application's old
+# events). created_at decides.
 _EVENTS_DUE = """
 FROM applications a
 CROSS JOIN LATERAL (
     SELECT e.id FROM events e
     WHERE e.application_id = a.id
-      AND e.id < hookpost_uuid7_floor(now() - make_interval(days => a.retention_days))
+      AND (e.application_id, e.id)
+          < (a.id, hookpost_uuid7_floor(now() - make_interval(days => a.retention_days)))
       AND e.created_at < now() - make_interval(days => a.retention_days)
       AND NOT EXISTS (
           SELECT FROM attempts t
           WHERE t.event_id = e.id AND t.status IN ('pending', 'in_flight'))
-    ORDER BY e.id
     {batch}
 ) AS e
 """
 
 # Locks one batch of due events. SKIP LOCKED passes over an event another transaction holds,
 # such as one inserting an attempt for it (its foreign-key check takes a share lock).
-CLEANUP_LOCK_DUE_EVENTS = (
-    "SELECT e.id"
-    + _EVENTS_DUE.format(batch="LIMIT %(limit)s FOR UPDATE OF e SKIP LOCKED")
-    + "LIMIT %(limit)s"
-)
+CLEANUP_LOCK_DUE_EVENTS = f"""
+SELECT e.id
+{_EVENTS_DUE.format(batch="ORDER BY e.id LIMIT %(limit)s FOR UPDATE OF e SKIP LOCKED")}
+LIMIT %(limit)s
+"""
 
 # Deletes locked events and their attempts. Run in the locking transaction, after it: the locks
 # keep new attempts out, and this statement's fresh snapshot sees any attempt that became pending
@@ -569,11 +585,11 @@ SELECT (SELECT count(*) FROM events_gone) AS events,
 """
 
 # What a cleanup would delete (HOOKPOST_CLEANUP_DRY_RUN).
-CLEANUP_COUNT_DUE_EVENTS = (
-    "SELECT count(*) AS events,"
-    " coalesce(sum((SELECT count(*) FROM attempts t WHERE t.event_id = e.id)), 0) AS attempts"
-    + _EVENTS_DUE.format(batch="")
-)
+CLEANUP_COUNT_DUE_EVENTS = f"""
+SELECT count(*) AS events,
+       coalesce(sum((SELECT count(*) FROM attempts t WHERE t.event_id = e.id)), 0)::bigint
+           AS attempts
+{_EVENTS_DUE.format(batch="")}"""
 
 # A rotated-out secret stops signing after its expiry (the claim checks the time); clearing it
 # keeps it from lingering in the database.

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
 import secrets
 import signal
+import socket
 import threading
 from pathlib import Path
 
@@ -17,6 +19,7 @@ log = logging.getLogger("hookpost.dev")
 
 LOCAL_DIR = Path(".local")
 INGEST_HANDLER = Path("functions/ingest/app.py")
+API_WORKERS = int(os.environ.get("HOOKPOST_API_WORKERS", "4"))
 
 
 def _admin_token() -> str:
@@ -34,7 +37,8 @@ def _admin_token() -> str:
     return token
 
 
-def run() -> None:
+def run(*, loops: bool = True) -> None:
+    """Everything `make dev` runs; with loops=False only the HTTP API (`hookpost api`)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ["HOOKPOST_ADMIN_TOKEN"] = _admin_token()
     # A receiver on localhost is the usual local target; an explicit `false` is honoured.
@@ -47,12 +51,10 @@ def run() -> None:
             url = stack.enter_context(embedded_postgres(LOCAL_DIR / "pgdata"))
             os.environ["DATABASE_URL"] = url
             log.info("embedded PostgreSQL running, data in %s", LOCAL_DIR / "pgdata")
-        serve(host, port, stop=threading.Event())
+        serve(host, port, stop=threading.Event(), loops=loops)
 
 
-def serve(host: str, port: int, stop: threading.Event) -> None:
-    import waitress
-
+def serve(host: str, port: int, stop: threading.Event, *, loops: bool = True) -> None:
     from hookpost.config import get_settings
     from hookpost.db.migrate import migrate
     from hookpost.db.pool import close_pool
@@ -61,14 +63,17 @@ def serve(host: str, port: int, stop: threading.Event) -> None:
     applied = migrate(os.environ["DATABASE_URL"])
     log.info("migrations applied: %s", ", ".join(applied) or "none pending")
 
-    server = waitress.create_server(
-        wsgi_app(load_handler(INGEST_HANDLER)),
-        host=host,
-        port=port,
-        threads=16,
-        max_request_body_size=16 * 1024 * 1024,
-        ident="hookpost",
-    )
+    # Like Lambda, each API process answers one request at a time (powertools keeps the current
+    # request in class attributes); several processes share one listening socket.
+    listener = socket.create_server((host, port), backlog=1024)
+    workers = [
+        multiprocessing.get_context("fork").Process(
+            target=_api_worker, args=(listener,), name=f"hookpost-api-{n}", daemon=True
+        )
+        for n in range(API_WORKERS)
+    ]
+    for worker in workers:  # forked before this process has threads or connections
+        worker.start()
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -78,12 +83,57 @@ def serve(host: str, port: int, stop: threading.Event) -> None:
     base = f"http://{host}:{port}"
     print(f"Hookpost API:  {base}/v1  (docs: {base}/v1/docs)", flush=True)
     print(f"Admin token:   {os.environ['HOOKPOST_ADMIN_TOKEN']}", flush=True)
+    background: list[threading.Thread] = []
+    try:
+        if loops:
+            from hookpost.delivery.loop import start_in_thread
+            from hookpost.jobs.periodic import run_periodically
+
+            background.append(start_in_thread(stop))
+            background.append(
+                threading.Thread(target=run_periodically, args=(stop,), name="hookpost-jobs")
+            )
+            background[-1].start()
+        while not stop.is_set() and all(worker.is_alive() for worker in workers):
+            stop.wait(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        for worker in workers:
+            if worker.is_alive():
+                os.kill(worker.pid, signal.SIGTERM)
+        # The deliver loop finishes or releases what it holds, and records it, and a job under
+        # way stops at the end of its current step, before the pool goes.
+        for thread in background:
+            thread.join()
+        for worker in workers:
+            worker.join(timeout=10)
+        listener.close()
+        close_pool()
+        log.info("stopped")
+
+
+def _api_worker(listener: socket.socket) -> None:
+    import waitress
+
+    from hookpost.db.pool import close_pool
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    server = waitress.create_server(
+        wsgi_app(load_handler(INGEST_HANDLER)),
+        sockets=[listener],
+        threads=1,
+        max_request_body_size=16 * 1024 * 1024,
+        ident="hookpost",
+    )
     try:
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
-        stop.set()
         server.close()
         close_pool()
-        log.info("stopped")

@@ -13,6 +13,7 @@ from hookpost.api import models
 from hookpost.api.auth import new_api_key
 from hookpost.api.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_id_cursor, page
 from hookpost.api.responses import json_response, not_found
+from hookpost.aws import usage_plans
 from hookpost.db import queries
 from hookpost.db.pool import connection
 from hookpost.db.run import fetch_all, fetch_one
@@ -27,7 +28,11 @@ _APPLICATION_COLUMNS = "id, name, retention_days, created_at, updated_at"
 def create_application(
     body: Annotated[models.ApplicationIn, Body()],
 ) -> Response[models.Application]:
-    row = fetch_one(queries.APPLICATION_INSERT, body.model_dump())
+    with connection() as conn, conn.transaction():
+        row = conn.execute(queries.APPLICATION_INSERT, body.model_dump()).fetchone()
+        # Within the transaction: an application whose API Gateway key (AWS only) could not be
+        # made is not kept, since the usage plan would refuse its every request.
+        usage_plans.create_application_key(row["id"])
     return json_response(201, row)
 
 
@@ -65,8 +70,10 @@ def update_application(
 
 @router.delete("/applications/<app_id>", tags=["applications"], status_code=204)
 def delete_application(app_id: AppId):
-    if fetch_one(queries.APPLICATION_DELETE, {"id": app_id}) is None:
-        raise not_found("application")
+    with connection() as conn, conn.transaction():
+        if conn.execute(queries.APPLICATION_DELETE, {"id": app_id}).fetchone() is None:
+            raise not_found("application")
+        usage_plans.delete_application_key(app_id)
     return Response(204)
 
 

@@ -1,0 +1,10 @@
+"""Delivery: claim due attempts, send them signed, record outcomes and schedule retries.
+
+`schedule` decides outcomes and retry delays (pure), `claims` holds the loop's statements,
+`sender` makes the HTTP requests, `loop` ties them together for `make dev`, `hookpost deliver`
+and the deliver Lambda.
+"""
+
+from hookpost.delivery.claims import recover_expired_leases
+
+__all__ = ["recover_expired_leases"]

@@ -1,0 +1,421 @@
+"""The deliver loop: claim due attempts, send them concurrently, record the outcomes in batches.
+
+Claims are pipelined: as requests finish, slots free up and the next batch is claimed while
+the rest are still on the wire, so one slow receiver never holds up the others. Outcomes are
+recorded by one flusher as a group commit: whatever finished while the previous statement ran
+goes in the next one. Database work runs in worker threads on the shared pool (short
+autocommit statements), never holding a transaction across a request.
+
+Three ways to run it: `make dev` in a thread, woken by LISTEN/NOTIFY (`start_in_thread`);
+`hookpost deliver` in the foreground until SIGTERM or Ctrl-C (`run_until_signalled`); the
+deliver Lambda until shortly before its deadline, polling only, since LISTEN would pin an RDS
+Proxy connection (`run_for_lambda`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+import psycopg
+
+from hookpost.config import Settings, get_settings
+from hookpost.db import queries
+from hookpost.db.pool import DatabaseUnavailable, connection, connection_kwargs
+from hookpost.delivery import claims
+from hookpost.delivery.schedule import SUCCEEDED, RetryPolicy, decide
+from hookpost.delivery.sender import Outcome, Sender
+
+log = logging.getLogger("hookpost.delivery")
+
+T = TypeVar("T")
+
+_DB_ERRORS = (DatabaseUnavailable, psycopg.Error)
+# Kept free at the end of a Lambda invocation for the last records and the return.
+_CLOSE_MARGIN_S = 2.0
+# How many times a batch of outcomes whose statement fails (not the connection) is tried.
+_RECORD_TRIES = 3
+
+
+@dataclass
+class Summary:
+    """What one run of the loop did (attempts counted as recorded in the database)."""
+
+    claimed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    gave_up: int = 0
+    released: int = 0
+    recovered: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class Worker:
+    """One deliver loop. `run()` it in an event loop; `stop()` it from anywhere."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        listen: bool,
+        claim_until: float | None = None,
+        grace_s: float | None = None,
+        on_delivered: Callable[[int], None] | None = None,
+    ) -> None:
+        """listen: wait for NOTIFY between polls. claim_until: a time.monotonic() after which
+        nothing more is claimed. grace_s: how long a stopping loop lets requests on the wire
+        finish before it cancels them and releases their attempts. on_delivered: called with
+        each success's latency, in ms from the attempt falling due to the receiver's answer."""
+        settings = settings or get_settings()
+        self._settings = settings.delivery
+        self._allow_private = settings.allow_private_targets
+        self._database_url = settings.database_url
+        self._policy = RetryPolicy.from_settings(self._settings)
+        self._listen = listen
+        self._claim_until = claim_until
+        self._grace_s = self._settings.stop_grace_s if grace_s is None else grace_s
+        self._on_delivered = on_delivered
+        self._batch = max(1, min(self._settings.batch_size, self._settings.concurrency))
+        # Under a backlog, claim only once this many slots are free, so claims stay batches.
+        self._refill_at = max(1, self._batch // 2)
+        self.summary = Summary()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_requested = False
+        # Each request in flight, with the attempt and claim it serves.
+        self._in_flight: dict[asyncio.Task[None], tuple[uuid.UUID, uuid.UUID]] = {}
+        # Outcomes not yet recorded, in DELIVERY_RECORD's recordset shape.
+        self._results: list[dict[str, Any]] = []
+        self._more_due = True
+        self._drained = True
+        self._closing = False
+        self._record_failures = 0
+
+    def stop(self) -> None:
+        """Stop claiming, finish or release what is held, and return from run(). Thread-safe."""
+        self._stop_requested = True
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to wake
+                loop.call_soon_threadsafe(self._on_stop)
+
+    async def run(self) -> Summary:
+        self._loop = asyncio.get_running_loop()
+        # Set when a claim may find work: a NOTIFY, a free slot, a recorded batch, a stop.
+        self._kick = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._to_flush = asyncio.Event()
+        sender = Sender(self._settings, allow_private=self._allow_private)
+        flusher = asyncio.create_task(self._flush_forever())
+        listener = asyncio.create_task(self._listen_forever()) if self._listen else None
+        try:
+            await self._claim_forever(sender)
+        finally:
+            await self._close(sender, flusher, listener)
+        log.info("deliver loop stopped: %s", self.summary.as_dict(), extra=self.summary.as_dict())
+        return self.summary
+
+    # Claiming
+
+    def _stopping(self) -> bool:
+        return self._stop_requested or (
+            self._claim_until is not None and time.monotonic() >= self._claim_until
+        )
+
+    def _on_stop(self) -> None:
+        self._stopped.set()
+        self._kick.set()
+
+    def _wants_claim(self) -> bool:
+        free = self._settings.concurrency - len(self._in_flight)
+        # Recording lags (the database is slow or down): take on no more until it catches up.
+        if not self._more_due or free <= 0 or len(self._results) >= 2 * self._batch:
+            return False
+        # With the queue drained, take whatever arrives at once: a new event goes out within
+        # milliseconds. Under a backlog, wait for a worthwhile batch.
+        return free >= self._refill_at or self._drained or not self._in_flight
+
+    async def _claim_forever(self, sender: Sender) -> None:
+        next_recovery = time.monotonic()
+        while not self._stopping():
+            if time.monotonic() >= next_recovery:
+                next_recovery = time.monotonic() + self._settings.recover_s
+                await self._recover()
+            if self._wants_claim():
+                await self._claim(sender)
+                continue
+            self._kick.clear()
+            timeout = min(self._settings.poll_s, next_recovery - time.monotonic())
+            if self._claim_until is not None:
+                timeout = min(timeout, self._claim_until - time.monotonic())
+            try:
+                await asyncio.wait_for(self._kick.wait(), max(timeout, 0.0))
+            except TimeoutError:
+                self._more_due = True  # the polling fallback: retries come due unannounced
+
+    async def _claim(self, sender: Sender) -> None:
+        claim_id = uuid.uuid4()
+        want = min(self._settings.concurrency - len(self._in_flight), self._batch)
+        try:
+            rows = await _db(claims.claim, claim_id, want, self._settings.lease_s)
+        except _DB_ERRORS:
+            log.warning("claim failed, retrying in %g s", self._settings.poll_s, exc_info=True)
+            await self._pause(self._settings.poll_s)
+            return
+        self._drained = len(rows) < want
+        self._more_due = not self._drained
+        self.summary.claimed += len(rows)
+        for row in rows:
+            if row["status"] != "in_flight":  # settled by the claim: subscription disabled
+                self.summary.gave_up += 1
+                continue
+            task = asyncio.create_task(self._deliver(sender, row, claim_id))
+            self._in_flight[task] = (row["id"], claim_id)
+            task.add_done_callback(self._delivered)
+
+    async def _recover(self) -> None:
+        try:
+            recovered = await _db(claims.recover_expired_leases)
+        except _DB_ERRORS as exc:
+            log.warning("lease recovery failed: %s", exc)
+            return
+        if recovered:
+            log.info("recovered %d attempts whose lease expired", recovered)
+            self.summary.recovered += recovered
+            self._more_due = True
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, unless stopped meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), seconds)
+
+    # Sending
+
+    async def _deliver(self, sender: Sender, attempt: dict[str, Any], claim_id: uuid.UUID) -> None:
+        outcome = await sender.send(attempt)
+        result = self._result(attempt, claim_id, outcome)
+        self._results.append(result)
+        self._to_flush.set()
+        if self._on_delivered is not None and result["status"] == SUCCEEDED:
+            self._on_delivered(attempt["waited_ms"] + outcome.elapsed_ms)
+
+    def _result(
+        self, attempt: dict[str, Any], claim_id: uuid.UUID, outcome: Outcome
+    ) -> dict[str, Any]:
+        decision = decide(
+            attempt["try_number"],
+            outcome.status_code,
+            self._policy,
+            retry_after_s=outcome.retry_after_s,
+        )
+        log.debug(
+            "attempt %s to %s: %s (%s)",
+            attempt["id"],
+            attempt["url"],
+            decision.status,
+            outcome.status_code or outcome.error,
+        )
+        return {
+            "id": attempt["id"],
+            "claim_id": claim_id,
+            "status": decision.status,
+            "response_status": outcome.status_code,
+            "response_headers": outcome.headers,
+            "response_body": outcome.body,
+            "elapsed_ms": outcome.elapsed_ms,
+            "error": outcome.error,
+            "retry_in_s": decision.retry_in_s,
+            "disable": decision.disable_subscription,
+        }
+
+    def _delivered(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(task, None)
+        if not task.cancelled() and task.exception() is not None:
+            # A bug, not a receiver's doing: the attempt stays in flight until its lease
+            # expires and it is delivered again.
+            log.error("delivery task failed", exc_info=task.exception())
+        if self._wants_claim():
+            self._kick.set()
+
+    # Recording
+
+    async def _flush_forever(self) -> None:
+        give_up_at: float | None = None
+        while True:
+            await self._to_flush.wait()
+            self._to_flush.clear()
+            if await self._flush():
+                if self._closing:
+                    return
+                continue
+            if self._closing:
+                give_up_at = give_up_at or time.monotonic() + _CLOSE_MARGIN_S
+                if time.monotonic() >= give_up_at:
+                    log.error(
+                        "%d outcomes not recorded; their attempts are delivered again once "
+                        "their lease expires",
+                        len(self._results),
+                    )
+                    return
+            await asyncio.sleep(min(self._settings.poll_s, 1.0))
+            self._to_flush.set()
+
+    async def _flush(self) -> bool:
+        """Record every outcome collected, a batch per statement; False when the database
+        failed (they are kept and tried again)."""
+        while self._results:
+            batch = self._results[: self._batch]
+            try:
+                counts = await _db(claims.record, batch)
+            except DatabaseUnavailable as exc:  # unreachable, or a deadlock: try again
+                log.warning("recording %d outcomes failed: %s", len(batch), exc)
+                return False
+            except psycopg.Error:
+                # The statement itself failed (a subscription deleted meanwhile, say): a retry
+                # usually passes, but a batch that keeps failing is dropped rather than block
+                # every later one. Its attempts are delivered again once their lease expires.
+                self._record_failures += 1
+                if self._record_failures < _RECORD_TRIES:
+                    log.warning("recording %d outcomes failed", len(batch), exc_info=True)
+                    return False
+                log.exception("recording %d outcomes failed again: dropped", len(batch))
+                counts = {}
+            self._record_failures = 0
+            del self._results[: len(batch)]
+            self.summary.succeeded += counts.get("succeeded", 0)
+            self.summary.failed += counts.get("failed", 0)
+            self.summary.gave_up += counts.get("gave_up", 0)
+            if self._wants_claim():
+                self._kick.set()
+        return True
+
+    # Stopping
+
+    async def _close(
+        self, sender: Sender, flusher: asyncio.Task[None], listener: asyncio.Task[None] | None
+    ) -> None:
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+        if self._in_flight:
+            await asyncio.wait(list(self._in_flight), timeout=self._grace_s)
+        unfinished = dict(self._in_flight)
+        for task in unfinished:
+            task.cancel()
+        if unfinished:
+            await asyncio.wait(list(unfinished))
+            await self._release(list(unfinished.values()))
+        await sender.close()
+        self._closing = True
+        self._to_flush.set()
+        await flusher
+
+    async def _release(self, held: list[tuple[uuid.UUID, uuid.UUID]]) -> None:
+        attempt_ids = [attempt_id for attempt_id, _ in held]
+        claim_ids = list({claim_id for _, claim_id in held})
+        try:
+            self.summary.released += await _db(claims.release, claim_ids, attempt_ids)
+        except _DB_ERRORS as exc:
+            log.warning(
+                "releasing %d attempts failed (their leases will expire): %s", len(held), exc
+            )
+
+    # Waking up
+
+    async def _listen_forever(self) -> None:
+        """Kick the loop on every NOTIFY; reconnect when the connection drops (polling covers
+        the gap)."""
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._database_url, **connection_kwargs()
+                ) as conn:
+                    await conn.execute(queries.DELIVERY_LISTEN)
+                    self._notified()  # whatever arrived while not listening
+                    async for _ in conn.notifies():
+                        self._notified()
+            except psycopg.Error as exc:
+                log.warning("LISTEN connection lost, polling meanwhile: %s", exc)
+            await asyncio.sleep(max(self._settings.poll_s, 1.0))
+
+    def _notified(self) -> None:
+        self._more_due = True
+        self._kick.set()
+
+
+async def _db(fn: Callable[..., T], *args: Any) -> T:
+    """Run fn(conn, *args) on a pooled connection in a worker thread."""
+
+    def call() -> T:
+        with connection() as conn:
+            return fn(conn, *args)
+
+    return await asyncio.to_thread(call)
+
+
+def start_in_thread(stop: threading.Event) -> threading.Thread:
+    """A LISTENing deliver loop in a thread, until `stop` is set (`make dev`); join it after."""
+    worker = Worker(listen=True)
+
+    def run() -> None:
+        try:
+            asyncio.run(worker.run())
+        except Exception:
+            log.exception("deliver loop crashed")
+
+    thread = threading.Thread(target=run, name="hookpost-deliver", daemon=True)
+    thread.start()
+    # threading.Event has no callback; this thread turns `stop` into worker.stop().
+    threading.Thread(
+        target=lambda: (stop.wait(), worker.stop()), name="hookpost-deliver-stop", daemon=True
+    ).start()
+    return thread
+
+
+def run_until_signalled() -> Summary:
+    """A LISTENing deliver loop in the foreground until SIGTERM or SIGINT (`hookpost deliver`)."""
+    worker = Worker(listen=True)
+
+    async def main() -> Summary:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, worker.stop)
+        return await worker.run()
+
+    return asyncio.run(main())
+
+
+def run_for_lambda(
+    remaining_ms: Callable[[], int], on_delivered: Callable[[int], None] | None = None
+) -> Summary:
+    """Deliver until shortly before the invocation's deadline, then return what was done.
+
+    Claiming stops early enough that every request claimed finishes within its timeout and is
+    recorded before the deadline. on_delivered: as for Worker.
+    """
+    settings = get_settings()
+    reserve_s = settings.delivery.timeout_s + _CLOSE_MARGIN_S
+    claim_until = time.monotonic() + remaining_ms() / 1000 - reserve_s
+    if claim_until <= time.monotonic():
+        log.warning(
+            "less than the request timeout plus %g s left in this invocation: nothing claimed",
+            _CLOSE_MARGIN_S,
+        )
+    worker = Worker(
+        settings,
+        listen=False,
+        claim_until=claim_until,
+        grace_s=settings.delivery.timeout_s,
+        on_delivered=on_delivered,
+    )
+    return asyncio.run(worker.run())

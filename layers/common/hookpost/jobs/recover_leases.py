@@ -1,0 +1,38 @@
+"""recover_leases: attempts whose worker died mid-delivery (their lease expired while in flight)
+go back to pending, to be claimed and sent again. It also measures the backlog (due attempts
+not yet claimed: BacklogDepth, which the template's alarm watches) and, on AWS, starts extra
+deliver runs when it is deep, since the deliver schedule alone starts one a minute."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import psycopg
+
+from hookpost.aws.wake import wake_deliver
+from hookpost.config import Settings
+from hookpost.db import queries
+from hookpost.delivery import recover_expired_leases
+
+BACKLOG_CAP = 1_000_000
+# What one deliver run is asked to take on. More runs than its reserved concurrency allows
+# only queue in Lambda, so this decides how many to ask for, not how many run.
+BACKLOG_PER_RUN = 10_000
+MAX_RUNS_WOKEN = 10
+
+
+def runs_to_wake(backlog: int) -> int:
+    """Extra deliver runs for a backlog: none while one run can take it, then one per
+    BACKLOG_PER_RUN, up to MAX_RUNS_WOKEN."""
+    return min(MAX_RUNS_WOKEN, math.ceil(backlog / BACKLOG_PER_RUN) - 1) if backlog else 0
+
+
+def run(conn: psycopg.Connection, settings: Settings, stop: threading.Event) -> dict[str, int]:
+    recovered = recover_expired_leases(conn)
+    backlog = conn.execute(queries.BACKLOG_DEPTH, {"cap": BACKLOG_CAP}).fetchone()["depth"]
+    return {
+        "leases_recovered": recovered,
+        "backlog_depth": backlog,
+        "deliver_runs_woken": wake_deliver(runs_to_wake(backlog)),
+    }

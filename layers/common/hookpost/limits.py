@@ -1,0 +1,91 @@
+"""In-function rate limits: token buckets kept in PostgreSQL, so they hold across every copy of
+the function. Each request spends one token from the global bucket, its source IP's and, when
+it carries one, its bearer token's, all in one statement, before any other work is done."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from hookpost.config import RateLimit, get_settings
+from hookpost.db import queries
+from hookpost.db.pool import DatabaseUnavailable, connection
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Throttled:
+    """A refused request: when to come back, and which limits it ran into."""
+
+    retry_after_s: int
+    scopes: list[str]
+
+    @property
+    def detail(self) -> str:
+        return f"rate limit exceeded ({', '.join(self.scopes)}); retry in {self.retry_after_s} s"
+
+
+def buckets(event: dict[str, Any], scopes: dict[str, RateLimit]) -> dict[str, RateLimit]:
+    """The buckets an API Gateway event draws from, by key. Public routes called without a
+    token (health, docs) only have the global and IP buckets."""
+    identity = (event.get("requestContext") or {}).get("identity") or {}
+    wanted = {
+        "global": scopes["global"],
+        f"ip:{identity.get('sourceIp') or 'unknown'}": scopes["ip"],
+    }
+    token = _bearer(event.get("headers") or {})
+    if token:
+        # Only a hash is kept: the table must not become a list of working credentials.
+        wanted[f"key:{hashlib.sha256(token.encode()).hexdigest()}"] = scopes["key"]
+    return wanted
+
+
+def retry_after(seconds: float) -> int:
+    """Whole seconds for Retry-After: rounded up, so a client that waits that long finds a
+    token, and at least 1."""
+    return max(1, math.ceil(seconds))
+
+
+def take(conn: psycopg.Connection, wanted: dict[str, RateLimit]) -> Throttled | None:
+    """Spend one token from each bucket, or none if any is empty; None means go ahead."""
+    keys = list(wanted)
+    row = conn.execute(
+        queries.LIMITS_TAKE,
+        {
+            "keys": keys,
+            "bursts": [float(wanted[k].burst) for k in keys],
+            "rates": [float(wanted[k].per_s) for k in keys],
+        },
+    ).fetchone()
+    if row["allowed"]:
+        return None
+    return Throttled(retry_after(row["retry_after_s"]), list(row["exhausted"]))
+
+
+def check(event: dict[str, Any]) -> Throttled | None:
+    """The limits' verdict on one request, unless they are off (HOOKPOST_LIMITS=off). When the
+    check itself fails the request goes ahead: without a database it fails on its own (and
+    /v1/health can still say so), and a broken check must not take the whole API down."""
+    settings = get_settings().limits
+    if not settings.enabled:
+        return None
+    try:
+        with connection() as conn:
+            return take(conn, buckets(event, settings.scopes))
+    except DatabaseUnavailable as exc:
+        log.warning("rate limits not checked: %s", exc)
+    except psycopg.Error:
+        log.exception("rate limits not checked")
+    return None
+
+
+def _bearer(headers: dict[str, str]) -> str:
+    value = next((v for k, v in headers.items() if k.lower() == "authorization"), "") or ""
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""

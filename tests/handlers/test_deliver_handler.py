@@ -1,0 +1,60 @@
+"""The deliver Lambda invoked with `events/deliver_schedule.json`, as `sam local invoke` does."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from hookpost.local.gateway import LocalLambdaContext, load_handler
+from support import create_tenant
+from support_delivery import Receiver, settle_strays
+from support_process import ROOT
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    receiver = Receiver().start()
+    yield receiver
+    receiver.stop()
+
+
+def test_deliver_schedule_sample(api, env, receiver, capsys, database_url):
+    settle_strays(database_url)
+    tenant = create_tenant(api)
+    tenant.event_type("invoice.paid")
+    tenant.subscription(url=receiver.url)
+    sent = {tenant.send()["id"] for _ in range(3)}
+    # Requests time out after 0.5 s, so claiming stops 2.5 s before the deadline.
+    env(HOOKPOST_DELIVERY_TIMEOUT_S="0.5", HOOKPOST_DELIVERY_POLL_S="0.05")
+    handler = load_handler(ROOT / "functions" / "deliver" / "app.py")
+    event = json.loads((ROOT / "events" / "deliver_schedule.json").read_text())
+    context = LocalLambdaContext(deadline_ms=int(time.time() * 1000) + 3500)
+
+    summary = handler(event, context)
+
+    assert context.get_remaining_time_in_millis() > 0, "returned after its deadline"
+    assert summary == {
+        "claimed": 3,
+        "succeeded": 3,
+        "failed": 0,
+        "gave_up": 0,
+        "released": 0,
+        "recovered": 0,
+    }
+    assert sorted(r.webhook_id for r in receiver.requests) == sorted(sent)
+    statuses = {a["status"] for a in tenant.get("/attempts").json()["data"]}
+    assert statuses == {"succeeded"}
+    # CloudWatch embedded metrics: the names and dimension template.yaml's dashboard reads.
+    emitted = {}
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith('{"_aws"'):
+            document = json.loads(line)
+            (directive,) = document["_aws"]["CloudWatchMetrics"]
+            assert directive["Namespace"] == "Hookpost" and document["service"] == "deliver"
+            emitted.update({m["Name"]: document[m["Name"]] for m in directive["Metrics"]})
+    assert emitted["AttemptsSucceeded"] == [float(summary["succeeded"])]
+    assert len(emitted["DeliveryLatency"]) == summary["succeeded"]
+    assert all(0 <= ms < 5000 for ms in emitted["DeliveryLatency"])

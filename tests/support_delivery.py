@@ -1,0 +1,127 @@
+"""Delivery test support: real HTTP receivers on loopback, and deliver loops in threads."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import psycopg
+from aiohttp import web
+from standardwebhooks import Webhook
+
+from hookpost.delivery.loop import Summary, Worker
+
+
+@dataclass
+class Received:
+    """One request as the receiver saw it."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float = field(default_factory=time.monotonic)
+
+    @property
+    def webhook_id(self) -> str:
+        return self.headers["webhook-id"]
+
+    def verify(self, secret: str) -> object:
+        """The payload, if the signature verifies with `secret` (the official library)."""
+        return Webhook(secret).verify(self.body, self.headers)
+
+
+Answer = web.StreamResponse | Awaitable[web.StreamResponse]
+
+
+class Receiver:
+    """An aiohttp server on 127.0.0.1 (a port of its own) in a thread; `answer(received)`
+    decides each response (200 by default) and may be a coroutine function."""
+
+    def __init__(self) -> None:
+        self.requests: list[Received] = []
+        self.answer: Callable[[Received], Answer] = lambda received: web.Response(text="ok")
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        # Slow answers still running at the end are cancelled rather than waited for.
+        self._runner = web.AppRunner(app, shutdown_timeout=0.1, access_log=None)
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def start(self) -> Receiver:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
+        return self
+
+    async def _start(self) -> None:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    async def _stop(self) -> None:
+        await self._runner.cleanup()
+        # Answers still sleeping (a slow receiver) end here, not when the loop is collected.
+        rest = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        received = Received(
+            request.path, {k.lower(): v for k, v in request.headers.items()}, await request.read()
+        )
+        self.requests.append(received)
+        answer = self.answer(received)
+        return await answer if inspect.isawaitable(answer) else answer
+
+    def to(self, webhook_id: str) -> list[Received]:
+        return [r for r in self.requests if r.webhook_id == webhook_id]
+
+
+def settle_strays(database_url: str) -> None:
+    """Give up every attempt other tests left pending or in flight, so that the deliver loops
+    of a test send only what that test sends (and never to the addresses others made up)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE attempts SET status = 'gave_up', error = 'settled by the delivery tests'"
+            " WHERE status IN ('pending', 'in_flight')"
+        )
+
+
+@contextmanager
+def delivering(count: int = 1) -> Iterator[list[Worker]]:
+    """`count` LISTENing deliver loops in threads, with the settings of the moment; stopped,
+    and checked to have stopped, on exit."""
+    workers = [Worker(listen=True) for _ in range(count)]
+    summaries: list[Summary] = []
+    threads = [
+        threading.Thread(target=lambda w=worker: summaries.append(asyncio.run(w.run())))
+        for worker in workers
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        yield workers
+    finally:
+        for worker in workers:
+            worker.stop()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert not any(thread.is_alive() for thread in threads), "a deliver loop did not stop"
+        assert len(summaries) == count, "a deliver loop failed"

@@ -1,0 +1,469 @@
+"""template.yaml, read as CloudFormation reads it (cfn-lint's loader: !Ref, !Sub, !GetAtt...):
+the shape of the deployed system, the names the code reads, least-privilege policies and the
+metrics; then the template SAM makes of it (the transform, offline), which must have no
+dependency cycle. `make lint` runs `sam validate --lint` besides."""
+
+from __future__ import annotations
+
+import graphlib
+import json
+import re
+import tomllib
+from typing import Any
+
+import pytest
+
+from hookpost import jobs
+from hookpost.aws import authorizer, usage_plans, wake
+from support_aws import REGION, function_environment, load_template
+from support_process import ROOT
+
+FUNCTIONS = {
+    "IngestFunction": "ingest",
+    "AuthorizerFunction": "authorizer",
+    "DeliverFunction": "deliver",
+    "SchedulerFunction": "scheduler",
+    "MigrateFunction": "migrate",
+}
+PUBLIC_ROUTES = {"/v1/health", "/v1/openapi.json", "/v1/docs"}
+# The metrics contract: the code emits each name with exactly these dimensions.
+METRICS = {
+    "EventsIngested": {"service": "ingest"},
+    "LimitRejections": {"service": "ingest"},
+    "AttemptsClaimed": {"service": "deliver"},
+    "AttemptsSucceeded": {"service": "deliver"},
+    "AttemptsFailed": {"service": "deliver"},
+    "AttemptsGaveUp": {"service": "deliver"},
+    "DeliveryLatency": {"service": "deliver"},
+    "BacklogDepth": {"service": "scheduler", "job": "recover_leases"},
+}
+DATABASE_RESOURCES = {
+    "DatabaseSecret",
+    "DatabaseSubnetGroup",
+    "ProxySecurityGroup",
+    "DatabaseSecurityGroup",
+    "DatabaseCluster",
+    "DatabaseInstance",
+    "DatabaseProxyRole",
+    "DatabaseProxy",
+    "DatabaseProxyTargetGroup",
+}
+
+
+@pytest.fixture
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+@pytest.fixture
+def resources(template) -> dict[str, Any]:
+    return template["Resources"]
+
+
+def properties(resources: dict[str, Any], name: str) -> dict[str, Any]:
+    return resources[name]["Properties"]
+
+
+def of_type(resources: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {name: r for name, r in resources.items() if r["Type"] == kind}
+
+
+def statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    return document["Statement"]
+
+
+def test_every_function_is_a_thin_handler_in_its_folder(template, resources):
+    assert set(of_type(resources, "AWS::Serverless::Function")) == set(FUNCTIONS)
+    for name, folder in FUNCTIONS.items():
+        function = properties(resources, name)
+        assert (function["CodeUri"], function["Handler"]) == (
+            f"functions/{folder}",
+            "app.lambda_handler",
+        )
+        assert "def lambda_handler(" in (ROOT / "functions" / folder / "app.py").read_text()
+    assert template["Globals"]["Function"]["Layers"] == [{"Ref": "CommonLayer"}]
+
+
+def test_the_layer_is_built_by_its_makefile_for_the_functions_runtime(template, resources):
+    layer = resources["CommonLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Metadata"] == {"BuildMethod": "makefile"}
+    assert layer["Properties"]["ContentUri"] == "layers/common"
+    runtime = template["Globals"]["Function"]["Runtime"]
+    assert layer["Properties"]["CompatibleRuntimes"] == [runtime]
+    makefile = (ROOT / "layers" / "common" / "Makefile").read_text()
+    assert "build-CommonLayer:" in makefile
+    assert f"PYTHON_VERSION ?= {runtime.removeprefix('python')}" in makefile
+    [architecture] = template["Globals"]["Function"]["Architectures"]
+    assert layer["Properties"]["CompatibleArchitectures"] == [architecture]
+    platforms = re.search(r"PLATFORMS \?= (.+)", makefile).group(1).split()
+    assert platforms and all(p.endswith(f"_{architecture}") for p in platforms)
+
+
+def test_the_api_authorizes_with_our_bearer_keys_and_takes_usage_keys_from_the_authorizer(
+    resources,
+):
+    api = properties(resources, "Api")
+    assert api["ApiKeySourceType"] == "AUTHORIZER"
+    auth = api["Auth"]
+    assert (auth["DefaultAuthorizer"], auth["ApiKeyRequired"]) == ("BearerAuthorizer", True)
+    bearer = auth["Authorizers"]["BearerAuthorizer"]
+    assert bearer["FunctionArn"] == {"Fn::GetAtt": ["AuthorizerFunction", "Arn"]}
+    assert bearer["FunctionPayloadType"] == "REQUEST"
+    assert bearer["Identity"]["Headers"] == ["Authorization"]
+
+    events = properties(resources, "IngestFunction")["Events"]
+    assert all(
+        e["Type"] == "Api" and e["Properties"]["RestApiId"] == {"Ref": "Api"}
+        for e in events.values()
+    )
+    routes = {e["Properties"]["Path"]: e["Properties"] for e in events.values()}
+    assert routes.pop("/{proxy+}") == {
+        "RestApiId": {"Ref": "Api"},
+        "Path": "/{proxy+}",
+        "Method": "ANY",
+    }
+    assert set(routes) == PUBLIC_ROUTES
+    for route in routes.values():
+        assert route["Method"] == "GET"
+        assert route["Auth"] == {"Authorizer": "NONE", "ApiKeyRequired": False}
+
+
+def test_api_gateway_answers_with_problem_details(resources):
+    responses = properties(resources, "Api")["GatewayResponses"]
+    assert {"UNAUTHORIZED", "AUTHORIZER_FAILURE", "THROTTLED"} <= set(responses)
+    for response in responses.values():
+        body = json.loads(response["ResponseTemplates"]["application/json"])
+        assert body["status"] == int(response["StatusCode"])
+        assert set(body) == {"type", "title", "status", "detail"}
+        headers = response["ResponseParameters"]["Headers"]
+        assert headers["Content-Type"] == "'application/problem+json'"
+    assert responses["UNAUTHORIZED"]["StatusCode"] == "401"
+    assert "WWW-Authenticate" in responses["UNAUTHORIZED"]["ResponseParameters"]["Headers"]
+    # The authorizer fails when PostgreSQL does: 503, as the function answers then.
+    assert responses["AUTHORIZER_FAILURE"]["StatusCode"] == "503"
+    assert responses["THROTTLED"]["StatusCode"] == "429"
+    for name in ("AUTHORIZER_FAILURE", "THROTTLED"):
+        assert "Retry-After" in responses[name]["ResponseParameters"]["Headers"]
+
+
+def test_the_usage_plan_and_the_keys_the_code_names(resources):
+    plan = properties(resources, "UsagePlan")
+    assert plan["ApiStages"] == [{"ApiId": {"Ref": "Api"}, "Stage": {"Ref": "Api.Stage"}}]
+    assert plan["Throttle"] == {
+        "RateLimit": {"Ref": "ApplicationRateLimit"},
+        "BurstLimit": {"Ref": "ApplicationBurstLimit"},
+    }
+    ingest = properties(resources, "IngestFunction")["Environment"]["Variables"]
+    assert ingest[usage_plans.USAGE_PLAN_ENV] == plan["UsagePlanName"]
+
+    admin_key = properties(resources, "AdminApiKey")
+    variables = properties(resources, "AuthorizerFunction")["Environment"]["Variables"]
+    assert variables[authorizer.ADMIN_USAGE_KEY_ENV] == admin_key["Value"]
+    assert properties(resources, "AdminUsagePlanKey") == {
+        "KeyId": {"Ref": "AdminApiKey"},
+        "KeyType": "API_KEY",
+        "UsagePlanId": {"Ref": "UsagePlan"},
+    }
+
+
+def test_deliver_runs_every_minute_and_is_woken_in_between(resources):
+    deliver = properties(resources, "DeliverFunction")
+    assert [e["Type"] for e in deliver["Events"].values()] == ["Schedule"]
+    [schedule] = deliver["Events"].values()
+    assert schedule["Properties"]["Schedule"] == "rate(1 minute)"
+    # Bounded scale-out; wakes queued behind it expire, failed runs are not retried.
+    assert deliver["ReservedConcurrentExecutions"] == {
+        "Fn::If": [
+            "ReservesDeliverConcurrency",
+            {"Ref": "DeliverReservedConcurrency"},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+    assert deliver["EventInvokeConfig"] == {
+        "MaximumRetryAttempts": 0,
+        "MaximumEventAgeInSeconds": 60,
+    }
+    # A run must outlast a request's default 15 s timeout with room to claim before it.
+    assert deliver["Timeout"] >= 60
+    for waker in ("IngestFunction", "SchedulerFunction"):
+        waking = properties(resources, waker)
+        assert waking["Environment"]["Variables"][wake.DELIVER_FUNCTION_ENV] == {
+            "Ref": "DeliverFunction"
+        }
+        assert {"LambdaInvokePolicy": {"FunctionName": {"Ref": "DeliverFunction"}}} in waking[
+            "Policies"
+        ]
+
+
+def test_one_schedule_per_scheduler_task_with_the_samples_input(resources):
+    events = properties(resources, "SchedulerFunction")["Events"]
+    assert {e["Type"] for e in events.values()} == {"Schedule"}
+    inputs = [json.loads(e["Properties"]["Input"]) for e in events.values()]
+    assert sorted(i["task"] for i in inputs) == sorted(jobs.JOBS)
+    for task_input in inputs:
+        sample = ROOT / "events" / f"scheduler_{task_input['task']}.json"
+        assert json.loads(sample.read_text()) == task_input
+
+
+def test_the_database_behind_rds_proxy_is_created_only_when_asked(template, resources):
+    assert {n for n, r in resources.items() if r.get("Condition") == "CreatesDatabase"} == (
+        DATABASE_RESOURCES
+    )
+    cluster = resources["DatabaseCluster"]
+    assert cluster["DeletionPolicy"] == cluster["UpdateReplacePolicy"] == "Snapshot"
+    assert cluster["Properties"]["Engine"] == "aurora-postgresql"
+    assert set(cluster["Properties"]["ServerlessV2ScalingConfiguration"]) == {
+        "MinCapacity",
+        "MaxCapacity",
+    }
+    assert properties(resources, "DatabaseInstance")["DBInstanceClass"] == "db.serverless"
+    proxy = properties(resources, "DatabaseProxy")
+    assert proxy["RequireTLS"] is True
+    assert proxy["Auth"][0]["SecretArn"] == {"Ref": "DatabaseSecret"}
+    # PostgreSQL only from the functions to the proxy, and from the proxy to the cluster.
+    for group, source in [
+        ("ProxySecurityGroup", "FunctionSecurityGroup"),
+        ("DatabaseSecurityGroup", "ProxySecurityGroup"),
+    ]:
+        [rule] = properties(resources, group)["SecurityGroupIngress"]
+        assert (rule["FromPort"], rule["ToPort"]) == (5432, 5432)
+        assert rule["SourceSecurityGroupId"] == {"Ref": source}
+    # The functions in the private subnets, reaching the proxy created or given.
+    assert template["Globals"]["Function"]["VpcConfig"] == {
+        "SubnetIds": {"Ref": "PrivateSubnetIds"},
+        "SecurityGroupIds": [{"Ref": "FunctionSecurityGroup"}],
+    }
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["HOOKPOST_DATABASE_HOST"] == {
+        "Fn::If": [
+            "CreatesDatabase",
+            {"Fn::GetAtt": ["DatabaseProxy", "Endpoint"]},
+            {"Ref": "ExistingProxyEndpoint"},
+        ]
+    }
+    [rule] = template["Rules"].values()
+    assert {str(a["Assert"]) for a in rule["Assertions"]} == {
+        str({"Fn::Not": [{"Fn::Equals": [{"Ref": name}, ""]}]})
+        for name in ("ExistingProxyEndpoint", "ExistingDatabaseSecretName")
+    }
+
+
+def test_migrations_run_before_the_functions_on_every_layer_change(resources):
+    migration = resources["Migration"]
+    assert migration["Type"] == "Custom::Migration"
+    assert migration["Properties"]["ServiceToken"] == {"Fn::GetAtt": ["MigrateFunction", "Arn"]}
+    assert migration["Properties"]["LayerVersion"] == {"Ref": "CommonLayer"}
+    for name in set(FUNCTIONS) - {"MigrateFunction"}:
+        assert resources[name]["DependsOn"] == "Migration"
+
+
+def test_the_environment_the_code_reads(resources):
+    computed = {
+        "HOOKPOST_DATABASE_SECRET_ID": "db-secret",
+        "HOOKPOST_DATABASE_HOST": "proxy",
+        "HOOKPOST_DATABASE_NAME": "hookpost",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+        "HOOKPOST_ADMIN_TOKEN_SECRET_ID": "admin-secret",
+        "HOOKPOST_ADMIN_USAGE_KEY": "admin-key",
+        "HOOKPOST_USAGE_PLAN_NAME": "plan",
+        "HOOKPOST_DELIVER_FUNCTION_NAME": "deliver",
+        "HOOKPOST_LIMITS": "on",
+        "HOOKPOST_DELIVERY_CONCURRENCY": "100",
+        "HOOKPOST_CLEANUP_DRY_RUN": "false",
+    }
+    environments = {name: function_environment(name, **computed) for name in FUNCTIONS}
+    for environment in environments.values():
+        assert environment["HOOKPOST_DATABASE_SECRET_ID"] == "db-secret"
+        assert environment["POWERTOOLS_METRICS_NAMESPACE"] == "Hookpost"
+        assert environment["HOOKPOST_ALLOW_PRIVATE_TARGETS"] == "false"
+        assert environment["HOOKPOST_PREPARE_STATEMENTS"] == "false"
+    # The admin token only where it is checked.
+    assert {n for n, e in environments.items() if "HOOKPOST_ADMIN_TOKEN_SECRET_ID" in e} == {
+        "IngestFunction",
+        "AuthorizerFunction",
+    }
+    # What `sam local invoke --env-vars events/local_env.json` sets must be declared.
+    local = json.loads((ROOT / "events" / "local_env.json").read_text())["Parameters"]
+    assert set(local) <= set().union(*environments.values())
+
+
+def iam_statements(resources: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    for resource in resources.values():
+        props = resource.get("Properties", {})
+        if "PolicyDocument" in props:
+            found += statements(props["PolicyDocument"])
+        for policy in props.get("Policies", []) if resource["Type"] == "AWS::IAM::Role" else []:
+            found += statements(policy["PolicyDocument"])
+    return found
+
+
+def test_policies_are_least_privilege(resources):
+    assert properties(resources, "IngestFunction")["Policies"] == [
+        {"Ref": "ReadDatabaseSecretPolicy"},
+        {"Ref": "ReadAdminTokenPolicy"},
+        {"LambdaInvokePolicy": {"FunctionName": {"Ref": "DeliverFunction"}}},
+    ]
+    assert properties(resources, "AuthorizerFunction")["Policies"] == [
+        {"Ref": "ReadDatabaseSecretPolicy"},
+        {"Ref": "ReadAdminTokenPolicy"},
+    ]
+    assert properties(resources, "SchedulerFunction")["Policies"] == [
+        {"Ref": "ReadDatabaseSecretPolicy"},
+        {"LambdaInvokePolicy": {"FunctionName": {"Ref": "DeliverFunction"}}},
+    ]
+    for name in ("DeliverFunction", "MigrateFunction"):
+        assert properties(resources, name)["Policies"] == [{"Ref": "ReadDatabaseSecretPolicy"}]
+
+    for name in ("ReadDatabaseSecretPolicy", "ReadAdminTokenPolicy"):
+        [statement] = statements(properties(resources, name)["PolicyDocument"])
+        assert statement["Action"] == "secretsmanager:GetSecretValue"
+    assert properties(resources, "UsageKeysPolicy")["Roles"] == [{"Ref": "IngestFunctionRole"}]
+    usage_keys = statements(properties(resources, "UsageKeysPolicy")["PolicyDocument"])
+    assert {s["Action"] for s in usage_keys} == {
+        "apigateway:GET",
+        "apigateway:POST",
+        "apigateway:DELETE",
+    }
+    adds = next(s for s in usage_keys if s["Sid"] == "AddKeysToThePlan")
+    assert "/usageplans/${UsagePlan}/keys" in adds["Resource"]["Fn::Sub"]
+
+    found = iam_statements(resources)
+    assert len(found) >= 7
+    for statement in found:
+        assert statement["Effect"] == "Allow"
+        for field in ("Action", "Resource"):
+            values = statement[field] if isinstance(statement[field], list) else [statement[field]]
+            assert "*" not in values, statement
+
+
+def hookpost_metrics(dashboard_metrics: list[list[Any]]) -> dict[str, dict[str, str]]:
+    found = {}
+    for line in dashboard_metrics:
+        if line[0] == "Hookpost":
+            parts = [p for p in line[2:] if isinstance(p, str)]
+            found[line[1]] = dict(zip(parts[::2], parts[1::2], strict=True))
+    return found
+
+
+def test_the_dashboard_and_alarms_show_the_metrics_the_code_emits(resources):
+    body = properties(resources, "Dashboard")["DashboardBody"]["Fn::Sub"]
+    widgets = json.loads(re.sub(r"\$\{[^}]+\}", "x", body))["widgets"]
+    lines = [line for w in widgets for line in w["properties"].get("metrics", [])]
+    assert hookpost_metrics(lines) == METRICS
+    assert {w["properties"]["title"] for w in widgets} >= {"Events ingested", "Attempts"}
+
+    alarms = of_type(resources, "AWS::CloudWatch::Alarm")
+    assert set(alarms) == {
+        "GaveUpRateAlarm",
+        "BacklogAlarm",
+        "FunctionErrorsAlarm",
+        "ApiServerErrorsAlarm",
+    }
+    for alarm in alarms.values():
+        for query in alarm["Properties"].get("Metrics", []):
+            metric = query.get("MetricStat", {}).get("Metric", {})
+            if metric.get("Namespace") == "Hookpost":
+                dimensions = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
+                assert dimensions == METRICS[metric["MetricName"]]
+    gave_up = properties(resources, "GaveUpRateAlarm")["Metrics"]
+    assert {q["MetricStat"]["Metric"]["MetricName"] for q in gave_up if "MetricStat" in q} == {
+        "AttemptsGaveUp",
+        "AttemptsSucceeded",
+    }
+    backlog = properties(resources, "BacklogAlarm")
+    dimensions = {d["Name"]: d["Value"] for d in backlog["Dimensions"]}
+    assert (backlog["MetricName"], dimensions) == ("BacklogDepth", METRICS["BacklogDepth"])
+    errors = properties(resources, "FunctionErrorsAlarm")["Metrics"]
+    watched = {
+        q["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"]
+        for q in errors
+        if "MetricStat" in q
+    }
+    # The authorizer's refusals are errors to Lambda: its failures show as the API's 503s.
+    assert watched == set(FUNCTIONS) - {"MigrateFunction", "AuthorizerFunction"}
+
+
+def test_tracing_and_logs(template, resources):
+    assert template["Globals"]["Function"]["Tracing"] == {"Ref": "Tracing"}
+    assert template["Parameters"]["Tracing"]["AllowedValues"] == ["Active", "Disabled"]
+    assert properties(resources, "Api")["TracingEnabled"] == {
+        "Fn::If": ["TracingEnabled", True, False]
+    }
+    for name in FUNCTIONS:
+        log_group = properties(resources, name)["LoggingConfig"]["LogGroup"]["Ref"]
+        assert properties(resources, log_group)["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_samconfig_defaults_name_template_parameters(template):
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    deploy = config["default"]["deploy"]["parameters"]
+    assert deploy["capabilities"] == "CAPABILITY_IAM"
+    overrides = dict(re.findall(r'(\w+)="([^"]*)"', deploy["parameter_overrides"]))
+    assert overrides and set(overrides) <= set(template["Parameters"])
+    for name, value in overrides.items():
+        allowed = template["Parameters"][name].get("AllowedValues")
+        assert allowed is None or value in [str(a) for a in allowed]
+
+
+def transformed(template: dict[str, Any]) -> dict[str, Any]:
+    """What SAM turns the template into (as `sam deploy` has CloudFormation do), offline."""
+    from samtranslator.translator.transform import transform
+
+    class NoManagedPolicies:
+        def load(self) -> dict[str, str]:
+            return {}
+
+    for resource in template["Resources"].values():
+        for key in ("CodeUri", "ContentUri"):
+            if key in resource.get("Properties", {}):
+                resource["Properties"][key] = "s3://bucket/code.zip"
+    parameters = {"VpcId": "vpc-1", "PrivateSubnetIds": ["subnet-1", "subnet-2"]}
+    return transform(template, parameters, NoManagedPolicies())
+
+
+def references(value: Any, names: set[str]) -> set[str]:
+    """The resources a part of a template refers to (Ref, GetAtt, Sub)."""
+    found: set[str] = set()
+    if isinstance(value, list):
+        for item in value:
+            found |= references(item, names)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key == "Ref" and item in names:
+                found.add(item)
+            elif key == "Fn::GetAtt":
+                found.add(item[0] if isinstance(item, list) else item.split(".")[0])
+            elif key == "Fn::Sub":
+                text = item[0] if isinstance(item, list) else item
+                found |= {m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", text)} & names
+            found |= references(item, names)
+    return found & names
+
+
+def test_the_transformed_template_has_no_dependency_cycle(template, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    resources = transformed(template)["Resources"]
+    names = set(resources)
+    graph = {}
+    for name, resource in resources.items():
+        depends_on = resource.get("DependsOn", [])
+        depends_on = [depends_on] if isinstance(depends_on, str) else depends_on
+        graph[name] = references(resource.get("Properties", {}), names) | set(depends_on)
+    list(graphlib.TopologicalSorter(graph).static_order())  # raises CycleError on a cycle
+
+    paths = resources["Api"]["Properties"]["Body"]["paths"]
+    proxy = paths["/{proxy+}"]["x-amazon-apigateway-any-method"]
+    assert proxy["security"] == [{"BearerAuthorizer": []}, {"api_key": []}]
+    assert {path for path, m in paths.items() if m.get("get", {}).get("security") == []} == (
+        PUBLIC_ROUTES
+    )
+    # Each generated role: the Lambda basics, the VPC, and what the template listed.
+    deliver_role = resources["DeliverFunctionRole"]["Properties"]
+    assert deliver_role["ManagedPolicyArns"] == [
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole",
+        {"Ref": "ReadDatabaseSecretPolicy"},
+    ]
+    assert "Policies" not in deliver_role
