@@ -140,12 +140,30 @@ def ingest_single(api: str, app: str, headers: dict[str, str], url: str) -> list
     rate = asyncio.run(run())
     baseline = insert_rate(url, app, total, concurrency)
     return [
-        Figure("ingest, 1 event/request, HTTP, limits on", rate, "events/s", baseline,
-               "single-row INSERTs, same concurrency", ">= 2000; ratio >= 0.5"),
-        Figure("ingest, 1 event/request: p50 latency", percentile(latencies, 50), "ms", None,
-               "", "<= 20"),
-        Figure("ingest, 1 event/request: p99 latency", percentile(latencies, 99), "ms", None,
-               "", "<= 20"),
+        Figure(
+            "ingest, 1 event/request, HTTP, limits on",
+            rate,
+            "events/s",
+            baseline,
+            "single-row INSERTs, same concurrency",
+            ">= 2000; ratio >= 0.5",
+        ),
+        Figure(
+            "ingest, 1 event/request: p50 latency",
+            percentile(latencies, 50),
+            "ms",
+            None,
+            "",
+            "<= 20",
+        ),
+        Figure(
+            "ingest, 1 event/request: p99 latency",
+            percentile(latencies, 99),
+            "ms",
+            None,
+            "",
+            "<= 20",
+        ),
     ]
 
 
@@ -200,16 +218,25 @@ def ingest_batch(api: str, app: str, headers: dict[str, str], url: str) -> list[
     rows = [event_row(app, i) for i in range(batches * 500)]
     with psycopg.connect(url, autocommit=True) as conn:
         started = time.perf_counter()
-        with conn.cursor() as cursor, cursor.copy(
-            "COPY events (application_id, event_id, event_type, payload, labels, occurred_at,"
-            " attempts_created) FROM STDIN"
-        ) as copy:
+        with (
+            conn.cursor() as cursor,
+            cursor.copy(
+                "COPY events (application_id, event_id, event_type, payload, labels, occurred_at,"
+                " attempts_created) FROM STDIN"
+            ) as copy,
+        ):
             for row in rows:
                 copy.write_row((*row[:5], "now", row[5]))
         baseline = len(rows) / (time.perf_counter() - started)
     return [
-        Figure("ingest, batches of 500, HTTP", rate, "events/s", baseline, "COPY of the same rows",
-               ">= 30000; ratio >= 0.6")
+        Figure(
+            "ingest, batches of 500, HTTP",
+            rate,
+            "events/s",
+            baseline,
+            "COPY of the same rows",
+            ">= 30000; ratio >= 0.6",
+        )
     ]
 
 
@@ -237,8 +264,14 @@ def token_bucket_cost(url: str) -> Figure:
         for _ in range(rounds):
             conn.execute("SELECT 1").fetchone()
         select_ms = (time.perf_counter() - started) / rounds * 1000
-    return Figure("token-bucket check per request", check_ms, "ms", select_ms,
-                  "SELECT 1 round trip", "ratio <= 2")
+    return Figure(
+        "token-bucket check per request",
+        check_ms,
+        "ms",
+        select_ms,
+        "SELECT 1 round trip",
+        "ratio <= 2",
+    )
 
 
 def claim_latency(url: str) -> list[Figure]:
@@ -288,10 +321,22 @@ def claim_latency(url: str) -> list[Figure]:
     tenth = max(1, rounds // 10)
     early, late = percentile(claims[:tenth], 99), percentile(claims[-tenth:], 99)
     return [
-        Figure(f"claim 100 of {backlog:,} pending: p99", percentile(claims, 99), "ms",
-               percentile(selects, 99), "same SELECT, no lock/update", "<= 10"),
-        Figure(f"claim p99 after draining {rounds * 100:,} vs at start", late / early, "x",
-               None, "", "<= 2"),
+        Figure(
+            f"claim 100 of {backlog:,} pending: p99",
+            percentile(claims, 99),
+            "ms",
+            percentile(selects, 99),
+            "same SELECT, no lock/update",
+            "<= 10",
+        ),
+        Figure(
+            f"claim p99 after draining {rounds * 100:,} vs at start",
+            late / early,
+            "x",
+            None,
+            "",
+            "<= 2",
+        ),
     ]
 
 
@@ -318,7 +363,8 @@ def wire_rate(receiver: str, total: int, concurrency: int) -> float:
 
 def seed_attempts(url: str, receiver: str, count: int) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        app = conn.execute("INSERT INTO applications (name) VALUES ('d') RETURNING id").fetchone()[0]
+        app = conn.execute("INSERT INTO applications (name) VALUES ('d') RETURNING id")
+        app = app.fetchone()[0]
         sub = conn.execute(
             "INSERT INTO subscriptions (application_id, url, event_types, secret)"
             " VALUES (%s, %s, '{*}', %s) RETURNING id",
@@ -337,43 +383,76 @@ def seed_attempts(url: str, receiver: str, count: int) -> None:
 
 def succeeded(url: str) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute("SELECT count(*) FROM attempts WHERE status = 'succeeded'").fetchone()[0]
+        query = "SELECT count(*) FROM attempts WHERE status = 'succeeded'"
+        return conn.execute(query).fetchone()[0]
 
 
 def deliveries(url: str, receiver: str) -> list[Figure]:
     total = scaled(20_000)
     figures = []
     for concurrency, label in ((100, "rate"), (500, "rss")):
-        env = {"DATABASE_URL": url, "HOOKPOST_DELIVERY_CONCURRENCY": str(concurrency),
-               "HOOKPOST_DELIVERY_BATCH_SIZE": str(max(100, concurrency)),
-               "HOOKPOST_ALLOW_PRIVATE_TARGETS": "true"}
+        env = {
+            "DATABASE_URL": url,
+            "HOOKPOST_DELIVERY_CONCURRENCY": str(concurrency),
+            "HOOKPOST_DELIVERY_BATCH_SIZE": str(max(100, concurrency)),
+            "HOOKPOST_ALLOW_PRIVATE_TARGETS": "true",
+        }
         before = succeeded(url)
         with process([sys.executable, "-m", "hookpost.cli", "deliver"], env) as deliver:
             time.sleep(2)  # settle: imports, pool, LISTEN; the idle footprint is measured here
             idle_rss, _ = peak_rss_mb(deliver.pid)
             started = time.perf_counter()
             seed_attempts(url, receiver, total)
-            wait_for(lambda: succeeded(url) - before >= total, 600, "deliveries")
+            target = before + total
+            wait_for(lambda target=target: succeeded(url) >= target, 600, "deliveries")
             elapsed = time.perf_counter() - started
             _, peak = peak_rss_mb(deliver.pid)
         if label == "rate":
             baseline = wire_rate(receiver, total, concurrency)
-            figures.append(Figure("deliveries/s, one deliver process, 100 in flight",
-                                  total / elapsed, "deliveries/s", baseline,
-                                  "aiohttp wire-only, same receiver", ">= 2000; ratio >= 0.5"))
-            figures.append(Figure("receiver ceiling (aiohttp client, 100 in flight)", baseline,
-                                  "requests/s", None, "", ">= 2000"))
+            figures.append(
+                Figure(
+                    "deliveries/s, one deliver process, 100 in flight",
+                    total / elapsed,
+                    "deliveries/s",
+                    baseline,
+                    "aiohttp wire-only, same receiver",
+                    ">= 2000; ratio >= 0.5",
+                )
+            )
+            figures.append(
+                Figure(
+                    "receiver ceiling (aiohttp client, 100 in flight)",
+                    baseline,
+                    "requests/s",
+                    None,
+                    "",
+                    ">= 2000",
+                )
+            )
         else:
-            figures.append(Figure("deliver process peak RSS, 500 in flight", peak, "MB", idle_rss,
-                                  "same process idle", "<= 150"))
+            figures.append(
+                Figure(
+                    "deliver process peak RSS, 500 in flight",
+                    peak,
+                    "MB",
+                    idle_rss,
+                    "same process idle",
+                    "<= 150",
+                )
+            )
     return figures
 
 
 def end_to_end(url: str, receiver: str, receiver_base: str) -> list[Figure]:
     port = free_port()
     api = f"http://127.0.0.1:{port}"
-    env = {"DATABASE_URL": url, "HOOKPOST_PORT": str(port), "HOOKPOST_ADMIN_TOKEN": ADMIN_TOKEN,
-           "HOOKPOST_ALLOW_PRIVATE_TARGETS": "true", "HOOKPOST_LIMITS": "off"}
+    env = {
+        "DATABASE_URL": url,
+        "HOOKPOST_PORT": str(port),
+        "HOOKPOST_ADMIN_TOKEN": ADMIN_TOKEN,
+        "HOOKPOST_ALLOW_PRIVATE_TARGETS": "true",
+        "HOOKPOST_LIMITS": "off",
+    }
     rate, seconds = 500, 10 * SCALE
     acked: dict[str, float] = {}
     with process([sys.executable, "-m", "hookpost.cli", "dev"], env):
@@ -383,6 +462,7 @@ def end_to_end(url: str, receiver: str, receiver_base: str) -> list[Figure]:
 
         async def run() -> None:
             async with aiohttp.ClientSession(headers=headers) as session:
+
                 async def send() -> None:
                     body = {"event_type": "b.e", "payload": PAYLOAD}
                     async with session.post(f"{api}/v1/applications/{app}/events", json=body) as r:
@@ -415,18 +495,35 @@ def end_to_end(url: str, receiver: str, receiver_base: str) -> list[Figure]:
             round_trips.append((time.perf_counter() - started) * 1000)
     baseline = percentile(round_trips, 50)
     return [
-        Figure("end-to-end 202 to receiver at 500 events/s: p50", percentile(latencies, 50), "ms",
-               baseline, "receiver round trip alone (p50)", "<= 10"),
-        Figure("end-to-end 202 to receiver at 500 events/s: p99", percentile(latencies, 99), "ms",
-               percentile(round_trips, 99), "receiver round trip alone (p99)", "<= 50"),
+        Figure(
+            "end-to-end 202 to receiver at 500 events/s: p50",
+            percentile(latencies, 50),
+            "ms",
+            baseline,
+            "receiver round trip alone (p50)",
+            "<= 10",
+        ),
+        Figure(
+            "end-to-end 202 to receiver at 500 events/s: p99",
+            percentile(latencies, 99),
+            "ms",
+            percentile(round_trips, 99),
+            "receiver round trip alone (p99)",
+            "<= 50",
+        ),
     ]
 
 
 def ingest(url: str, receiver: str) -> list[Figure]:
     port = free_port()
     api = f"http://127.0.0.1:{port}"
-    env = {"DATABASE_URL": url, "HOOKPOST_PORT": str(port), "HOOKPOST_ADMIN_TOKEN": ADMIN_TOKEN,
-           "HOOKPOST_ALLOW_PRIVATE_TARGETS": "true", "HOOKPOST_LIMITS": "on"}
+    env = {
+        "DATABASE_URL": url,
+        "HOOKPOST_PORT": str(port),
+        "HOOKPOST_ADMIN_TOKEN": ADMIN_TOKEN,
+        "HOOKPOST_ALLOW_PRIVATE_TARGETS": "true",
+        "HOOKPOST_LIMITS": "on",
+    }
     with process([sys.executable, "-m", "hookpost.cli", "api"], env):
         wait_for(http_ok(f"{api}/v1/health"), 60, "API server")
         app, headers = tenant(api, receiver)
@@ -451,8 +548,9 @@ def main() -> int:
     receiver_port = free_port()
     receiver_base = f"http://127.0.0.1:{receiver_port}"
     receiver = f"{receiver_base}/webhooks"
-    with database() as url, process(
-        [sys.executable, str(ROOT / "bench" / "receiver.py"), str(receiver_port)], {}
+    with (
+        database() as url,
+        process([sys.executable, str(ROOT / "bench" / "receiver.py"), str(receiver_port)], {}),
     ):
         migrate(url)
         wait_for(http_ok(f"{receiver_base}/_arrivals"), 10, "receiver")

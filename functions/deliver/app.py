@@ -1,11 +1,12 @@
 """Deliver Lambda: on its EventBridge schedule, deliver due attempts until shortly before the
 invocation's deadline, then return what it did (polling only: LISTEN would pin an RDS Proxy
-connection)."""
+connection). Woken by ingest between schedules, it stops as soon as nothing is due."""
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from hookpost.aws.wake import WAKE_EVENT
 from hookpost.delivery.loop import run_for_lambda
 
 # The `hookpost` logger: hookpost.delivery's records propagate to it and come out as JSON.
@@ -29,7 +30,9 @@ def record_latency(milliseconds: int) -> None:
 @metrics.log_metrics
 @logger.inject_lambda_context
 def lambda_handler(event: dict, context: LambdaContext) -> dict[str, int]:
-    summary = run_for_lambda(context.get_remaining_time_in_millis, record_latency).as_dict()
+    summary = run_for_lambda(
+        context.get_remaining_time_in_millis, record_latency, until_idle=event == WAKE_EVENT
+    ).as_dict()
     for name, value in summary.items():
         metrics.add_metric(name=METRIC_NAMES[name], unit=MetricUnit.Count, value=value)
     return summary

@@ -52,9 +52,31 @@ def test_deliver_schedule_sample(api, env, receiver, capsys, database_url):
     for line in capsys.readouterr().out.splitlines():
         if line.startswith('{"_aws"'):
             document = json.loads(line)
+            if document["service"] != "deliver":
+                continue  # the ingest function's, from setting the test up
             (directive,) = document["_aws"]["CloudWatchMetrics"]
-            assert directive["Namespace"] == "Hookpost" and document["service"] == "deliver"
+            assert directive["Namespace"] == "Hookpost"
             emitted.update({m["Name"]: document[m["Name"]] for m in directive["Metrics"]})
     assert emitted["AttemptsSucceeded"] == [float(summary["succeeded"])]
     assert len(emitted["DeliveryLatency"]) == summary["succeeded"]
     assert all(0 <= ms < 5000 for ms in emitted["DeliveryLatency"])
+
+
+def test_a_woken_run_stops_once_nothing_is_due(api, env, receiver, database_url):
+    from hookpost.aws.wake import WAKE_EVENT
+
+    settle_strays(database_url)
+    tenant = create_tenant(api)
+    tenant.event_type("invoice.paid")
+    tenant.subscription(url=receiver.url)
+    sent = {tenant.send()["id"] for _ in range(3)}
+    env(HOOKPOST_DELIVERY_POLL_S="0.05")
+    handler = load_handler(ROOT / "functions" / "deliver" / "app.py")
+    context = LocalLambdaContext(deadline_ms=int(time.time() * 1000) + 60_000)
+
+    summary = handler(dict(WAKE_EVENT), context)
+
+    assert summary["succeeded"] == 3
+    assert {r.webhook_id for r in receiver.requests} == sent
+    # a scheduled run would have polled until about 17 s before its deadline
+    assert context.get_remaining_time_in_millis() > 50_000

@@ -43,3 +43,37 @@ def test_send_event_sample(ingest_handler, api):
     assert json.loads(response["body"])["attempts_created"] == 1
     # the same sample again is the same event: 200, nothing new
     assert ingest_handler(event, LocalLambdaContext())["statusCode"] == 200
+
+
+def emf(output: str) -> dict[str, list[float]]:
+    """The metrics CloudWatch would read from a handler's output."""
+    emitted: dict[str, list[float]] = {}
+    for line in output.splitlines():
+        if line.startswith('{"_aws"'):
+            document = json.loads(line)
+            (directive,) = document["_aws"]["CloudWatchMetrics"]
+            assert directive["Namespace"] == "Hookpost" and document["service"] == "ingest"
+            for metric in directive["Metrics"]:
+                value = document[metric["Name"]]
+                emitted.setdefault(metric["Name"], []).extend(
+                    value if isinstance(value, list) else [value]
+                )
+    return emitted
+
+
+def test_ingested_events_and_limit_rejections_are_counted(ingest_handler, api, env, capsys):
+    tenant = create_tenant(api)
+    tenant.event_type("invoice.paid")
+    event = sample("ingest_send_event.json")
+    event["path"] = event["path"].replace(SAMPLE_APP, tenant.id)
+    event["headers"]["Authorization"] = f"Bearer {tenant.key}"
+    event["multiValueHeaders"]["Authorization"] = [f"Bearer {tenant.key}"]
+    capsys.readouterr()
+    assert ingest_handler(event, LocalLambdaContext())["statusCode"] == 202
+    assert emf(capsys.readouterr().out)["EventsIngested"] == [1.0]
+
+    env(HOOKPOST_LIMITS="on", HOOKPOST_LIMIT_KEY_BURST="1", HOOKPOST_LIMIT_KEY_PER_S="0.001")
+    statuses = [ingest_handler(event, LocalLambdaContext())["statusCode"] for _ in range(2)]
+    assert statuses == [200, 429]
+    emitted = emf(capsys.readouterr().out)
+    assert emitted["LimitRejections"] == [1.0] and "EventsIngested" not in emitted

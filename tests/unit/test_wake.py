@@ -86,3 +86,19 @@ def test_a_failed_wake_does_not_fail_the_caller(invocations, monkeypatch):
 def test_off_aws_nothing_is_invoked():
     # No moto and no credentials: an invocation would fail.
     assert wake.wake_deliver() == 0
+
+
+def test_writing_attempts_wakes_the_deliver_function(invocations, env, tenant):
+    env(HOOKPOST_DELIVER_WAKE_INTERVAL_S="0")
+    tenant.event_type()
+    tenant.send(event_id="no-subscription-yet")
+    assert invocations == [], "no attempt written, nothing to wake"
+    tenant.subscription()
+    sent = tenant.send(event_id="first")
+    assert len(invocations) == 1
+    tenant.send(event_id="first")
+    assert len(invocations) == 1, "a duplicate writes nothing"
+    tenant.post(f"/events/{sent['id']}/replay")
+    attempt = tenant.get("/attempts").json()["data"][0]
+    tenant.post(f"/attempts/{attempt['id']}/retry")
+    assert len(invocations) == 3

@@ -12,6 +12,7 @@ import psycopg
 
 from hookpost.api.models import EventIn
 from hookpost.api.responses import Problem, field_error
+from hookpost.aws.wake import wake_deliver
 from hookpost.config import get_settings
 from hookpost.db import queries
 from hookpost.db.pool import connection
@@ -67,6 +68,8 @@ def ingest(
                 queries.EVENTS_BY_KEY, {"application_id": application_id, "event_ids": seen_before}
             ):
                 results[row["event_id"]] = {**row, "duplicate": True}
+    if any(row["attempts_created"] for row in stored if not row["stale"]):
+        wake_deliver()
     first_index = {key: index for index, key in reversed(list(enumerate(keys)))}
     answers = []
     for index, key in enumerate(keys):

@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 
+from hookpost.api.auth import bearer_token, event_header
 from hookpost.config import RateLimit, get_settings
 from hookpost.db import queries
 from hookpost.db.pool import DatabaseUnavailable, connection
@@ -39,7 +40,7 @@ def buckets(event: dict[str, Any], scopes: dict[str, RateLimit]) -> dict[str, Ra
         "global": scopes["global"],
         f"ip:{identity.get('sourceIp') or 'unknown'}": scopes["ip"],
     }
-    token = _bearer(event.get("headers") or {})
+    token = bearer_token(event_header(event, "authorization"))
     if token:
         # Only a hash is kept: the table must not become a list of working credentials.
         wanted[f"key:{hashlib.sha256(token.encode()).hexdigest()}"] = scopes["key"]
@@ -83,9 +84,3 @@ def check(event: dict[str, Any]) -> Throttled | None:
     except psycopg.Error:
         log.exception("rate limits not checked")
     return None
-
-
-def _bearer(headers: dict[str, str]) -> str:
-    value = next((v for k, v in headers.items() if k.lower() == "authorization"), "") or ""
-    scheme, _, token = value.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""

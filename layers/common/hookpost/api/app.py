@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 
 from hookpost import __version__, limits
 from hookpost.api import openapi
-from hookpost.api.auth import authorize, authorize_middleware
+from hookpost.api.auth import authorize, authorize_middleware, event_header
 from hookpost.api.responses import (
     PROBLEM_CONTENT_TYPE,
     Problem,
@@ -168,9 +168,7 @@ def _early_problem(
 
 
 def _is_json(event: dict[str, Any]) -> bool:
-    headers = event.get("headers") or {}
-    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
-    return "json" in content_type.lower()
+    return "json" in event_header(event, "content-type").lower()
 
 
 def _body_too_large(event: dict[str, Any]) -> str | None:

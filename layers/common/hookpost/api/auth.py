@@ -8,6 +8,7 @@ import hmac
 import secrets
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
@@ -69,6 +70,12 @@ def _unauthorized(detail: str) -> Problem:
     return Problem(
         401, detail, slug="unauthorized", headers={"WWW-Authenticate": 'Bearer realm="hookpost"'}
     )
+
+
+def event_header(event: dict[str, Any], name: str) -> str:
+    """A header of an API Gateway event, whatever its case; empty when absent."""
+    headers = event.get("headers") or {}
+    return next((v for k, v in headers.items() if k.lower() == name), "") or ""
 
 
 def bearer_token(header: str) -> str | None:

@@ -71,11 +71,14 @@ class Worker:
         claim_until: float | None = None,
         grace_s: float | None = None,
         on_delivered: Callable[[int], None] | None = None,
+        until_idle: bool = False,
     ) -> None:
         """listen: wait for NOTIFY between polls. claim_until: a time.monotonic() after which
-        nothing more is claimed. grace_s: how long a stopping loop lets requests on the wire
-        finish before it cancels them and releases their attempts. on_delivered: called with
-        each success's latency, in ms from the attempt falling due to the receiver's answer."""
+        nothing more is claimed. until_idle: stop once nothing is due and nothing is in flight
+        (a run woken for new work, as opposed to a scheduled one). grace_s: how long a stopping
+        loop lets requests on the wire finish before it cancels them and releases their
+        attempts. on_delivered: called with each success's latency, in ms from the attempt
+        falling due to the receiver's answer."""
         settings = settings or get_settings()
         self._settings = settings.delivery
         self._allow_private = settings.allow_private_targets
@@ -83,6 +86,7 @@ class Worker:
         self._policy = RetryPolicy.from_settings(self._settings)
         self._listen = listen
         self._claim_until = claim_until
+        self._until_idle = until_idle
         self._grace_s = self._settings.stop_grace_s if grace_s is None else grace_s
         self._on_delivered = on_delivered
         self._batch = max(1, min(self._settings.batch_size, self._settings.concurrency))
@@ -96,6 +100,9 @@ class Worker:
         # Outcomes not yet recorded, in DELIVERY_RECORD's recordset shape.
         self._results: list[dict[str, Any]] = []
         self._more_due = True
+        # Counts NOTIFYs, so one that arrives while a claim is under way is not lost when that
+        # claim (which may have started before the new attempts were committed) finds nothing.
+        self._notifications = 0
         self._drained = True
         self._closing = False
         self._record_failures = 0
@@ -127,8 +134,11 @@ class Worker:
     # Claiming
 
     def _stopping(self) -> bool:
-        return self._stop_requested or (
-            self._claim_until is not None and time.monotonic() >= self._claim_until
+        idle = self._drained and not self._more_due and not self._in_flight
+        return (
+            self._stop_requested
+            or (self._until_idle and idle)
+            or (self._claim_until is not None and time.monotonic() >= self._claim_until)
         )
 
     def _on_stop(self) -> None:
@@ -165,6 +175,7 @@ class Worker:
     async def _claim(self, sender: Sender) -> None:
         claim_id = uuid.uuid4()
         want = min(self._settings.concurrency - len(self._in_flight), self._batch)
+        notifications = self._notifications
         try:
             rows = await _db(claims.claim, claim_id, want, self._settings.lease_s)
         except _DB_ERRORS:
@@ -172,7 +183,7 @@ class Worker:
             await self._pause(self._settings.poll_s)
             return
         self._drained = len(rows) < want
-        self._more_due = not self._drained
+        self._more_due = not self._drained or self._notifications != notifications
         self.summary.claimed += len(rows)
         for row in rows:
             if row["status"] != "in_flight":  # settled by the claim: subscription disabled
@@ -349,6 +360,7 @@ class Worker:
             await asyncio.sleep(max(self._settings.poll_s, 1.0))
 
     def _notified(self) -> None:
+        self._notifications += 1
         self._more_due = True
         self._kick.set()
 
@@ -396,12 +408,16 @@ def run_until_signalled() -> Summary:
 
 
 def run_for_lambda(
-    remaining_ms: Callable[[], int], on_delivered: Callable[[int], None] | None = None
+    remaining_ms: Callable[[], int],
+    on_delivered: Callable[[int], None] | None = None,
+    *,
+    until_idle: bool = False,
 ) -> Summary:
-    """Deliver until shortly before the invocation's deadline, then return what was done.
+    """Deliver until shortly before the invocation's deadline (or, with until_idle, until
+    nothing is due), then return what was done.
 
     Claiming stops early enough that every request claimed finishes within its timeout and is
-    recorded before the deadline. on_delivered: as for Worker.
+    recorded before the deadline. on_delivered, until_idle: as for Worker.
     """
     settings = get_settings()
     reserve_s = settings.delivery.timeout_s + _CLOSE_MARGIN_S
@@ -417,5 +433,6 @@ def run_for_lambda(
         claim_until=claim_until,
         grace_s=settings.delivery.timeout_s,
         on_delivered=on_delivered,
+        until_idle=until_idle,
     )
     return asyncio.run(worker.run())

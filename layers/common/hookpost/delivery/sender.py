@@ -28,6 +28,7 @@ from hookpost.delivery.schedule import parse_retry_after
 from hookpost.secrets_at_rest import SecretUnavailable, unseal
 from hookpost.signing import secret_key, signature_header
 from hookpost.targets import TargetRefused, check_address, is_public_address, parse_ip_literal
+from hookpost.timestamps import rfc3339
 
 USER_AGENT = f"Hookpost/{__version__}"
 # At most this much of a response body is read and kept (CONTRACT section 3).
@@ -72,10 +73,6 @@ class Outcome:
     elapsed_ms: int = 0
     error: str | None = None
     retry_after_s: float | None = None
-
-
-def rfc3339(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def request_body(event_type: str, occurred_at: datetime, payload_json: str) -> bytes:

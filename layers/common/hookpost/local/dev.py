@@ -43,6 +43,8 @@ def run(*, loops: bool = True) -> None:
     os.environ["HOOKPOST_ADMIN_TOKEN"] = _admin_token()
     # A receiver on localhost is the usual local target; an explicit `false` is honoured.
     os.environ.setdefault("HOOKPOST_ALLOW_PRIVATE_TARGETS", "true")
+    # CloudWatch metrics (EMF lines on stdout) mean nothing locally.
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     port = int(os.environ.get("HOOKPOST_PORT", "3000"))
     host = os.environ.get("HOOKPOST_HOST", "127.0.0.1")
 

@@ -13,6 +13,7 @@ from hookpost.api import models
 from hookpost.api.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_id_cursor, page
 from hookpost.api.responses import json_response, not_found
 from hookpost.api.routes.applications import AppId
+from hookpost.aws.wake import wake_deliver
 from hookpost.db import queries
 from hookpost.db.run import fetch_all, fetch_one
 from hookpost.ids import parse_uuid
@@ -79,4 +80,5 @@ def retry_attempt(app_id: AppId, attempt_id: AttemptId) -> Response[models.Attem
     row = fetch_one(queries.ATTEMPT_RETRY, {"id": attempt_id, "application_id": app_id})
     if row is None:
         raise not_found("attempt")
+    wake_deliver()
     return json_response(202, attempt_view(row))

@@ -14,6 +14,7 @@ from hookpost.api.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_id_curs
 from hookpost.api.responses import invalid, json_response, not_found
 from hookpost.api.routes.applications import AppId
 from hookpost.api.routes.attempts import attempt_view
+from hookpost.aws.wake import wake_deliver
 from hookpost.db import queries
 from hookpost.db.pool import connection
 from hookpost.db.run import fetch_all
@@ -122,4 +123,6 @@ def replay_event(
             {"id": event_id, "application_id": app_id, "subscription_ids": subscription_ids},
         ).fetchall()
     ids = [row["id"] for row in created]
+    if ids:
+        wake_deliver()
     return json_response(202, {"id": event_id, "attempts_created": len(ids), "attempt_ids": ids})
