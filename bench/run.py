@@ -65,8 +65,10 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 @contextlib.contextmanager
 def process(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen]:
+    # Output goes to a file: an unread pipe fills up and stalls the child.
+    log_file = (ROOT / "bench" / "logs").open("a")
     child = subprocess.Popen(
-        args, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        args, cwd=ROOT, env={**os.environ, **env}, stdout=log_file, stderr=log_file
     )
     try:
         yield child
@@ -76,6 +78,7 @@ def process(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen]:
             child.wait(timeout=20)
         except subprocess.TimeoutExpired:
             child.kill()
+        log_file.close()
 
 
 def http_ok(url: str) -> Callable[[], bool]:
@@ -242,7 +245,8 @@ def ingest_batch(api: str, app: str, headers: dict[str, str], url: str) -> list[
 
 def token_bucket_cost(url: str) -> Figure:
     from hookpost.config import get_settings
-    from hookpost.db.pool import connection
+    from hookpost.db import queries
+    from hookpost.db.run import fetch_one
     from hookpost.limits import check
 
     os.environ["DATABASE_URL"] = url
@@ -259,11 +263,11 @@ def token_bucket_cost(url: str) -> Figure:
     for _ in range(rounds):
         check(event)
     check_ms = (time.perf_counter() - started) / rounds * 1000
-    with connection() as conn:
-        started = time.perf_counter()
-        for _ in range(rounds):
-            conn.execute("SELECT 1").fetchone()
-        select_ms = (time.perf_counter() - started) / rounds * 1000
+    # The same path as the check: a pooled connection per call, then one statement.
+    started = time.perf_counter()
+    for _ in range(rounds):
+        fetch_one(queries.HEALTH_CHECK)
+    select_ms = (time.perf_counter() - started) / rounds * 1000
     return Figure(
         "token-bucket check per request",
         check_ms,
@@ -443,7 +447,7 @@ def deliveries(url: str, receiver: str) -> list[Figure]:
     return figures
 
 
-def end_to_end(url: str, receiver: str, receiver_base: str) -> list[Figure]:
+def end_to_end(url: str, receiver: str, receiver_base: str, rate: int) -> list[Figure]:
     port = free_port()
     api = f"http://127.0.0.1:{port}"
     env = {
@@ -453,7 +457,7 @@ def end_to_end(url: str, receiver: str, receiver_base: str) -> list[Figure]:
         "HOOKPOST_ALLOW_PRIVATE_TARGETS": "true",
         "HOOKPOST_LIMITS": "off",
     }
-    rate, seconds = 500, 10 * SCALE
+    seconds = 10 * SCALE
     acked: dict[str, float] = {}
     with process([sys.executable, "-m", "hookpost.cli", "dev"], env):
         wait_for(http_ok(f"{api}/v1/health"), 60, "dev server")
@@ -496,7 +500,7 @@ def end_to_end(url: str, receiver: str, receiver_base: str) -> list[Figure]:
     baseline = percentile(round_trips, 50)
     return [
         Figure(
-            "end-to-end 202 to receiver at 500 events/s: p50",
+            f"end-to-end 202 to receiver at {rate} events/s: p50",
             percentile(latencies, 50),
             "ms",
             baseline,
@@ -504,7 +508,7 @@ def end_to_end(url: str, receiver: str, receiver_base: str) -> list[Figure]:
             "<= 10",
         ),
         Figure(
-            "end-to-end 202 to receiver at 500 events/s: p99",
+            f"end-to-end 202 to receiver at {rate} events/s: p99",
             percentile(latencies, 99),
             "ms",
             percentile(round_trips, 99),
@@ -560,7 +564,10 @@ def main() -> int:
         log("deliveries")
         figures += deliveries(url, receiver)
         log("end to end")
-        figures += end_to_end(url, receiver, receiver_base)
+        # The contract's rate, and a lighter one: what latency is when the 2 cores are not
+        # saturated by ingest itself.
+        figures += end_to_end(url, receiver, receiver_base, 500)
+        figures += end_to_end(url, receiver, receiver_base, 100)
         log("claims")
         figures += claim_latency(url)
     results = {

@@ -8,9 +8,13 @@ from typing import Any
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 
 def record(metrics: Metrics, event: dict[str, Any], response: dict[str, Any]) -> None:
+    if is_metrics_disabled():
+        # Powertools would still print a batch every 100 values (`make dev` sets this).
+        return
     status = response.get("statusCode")
     if status == 429:
         metrics.add_metric(name="LimitRejections", unit=MetricUnit.Count, value=1)

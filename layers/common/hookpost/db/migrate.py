@@ -7,6 +7,8 @@ from importlib import resources
 
 import psycopg
 
+from hookpost.db import queries
+
 log = logging.getLogger(__name__)
 
 # Any constant works; it only has to be the same for every process that migrates.
@@ -24,21 +26,18 @@ def migrate(database_url: str) -> list[str]:
     applied: list[str] = []
     with psycopg.connect(database_url, autocommit=True) as conn:
         # A session lock: a second process waits here, then finds nothing left to do.
-        conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK_KEY,))
+        conn.execute(queries.MIGRATIONS_LOCK, {"key": _MIGRATION_LOCK_KEY})
         try:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            conn.execute(queries.MIGRATIONS_TABLE)
+            done = {row[0] for row in conn.execute(queries.MIGRATIONS_APPLIED)}
             for version, sql in migration_files():
                 if version in done:
                     continue
                 with conn.transaction():
                     conn.execute(sql)
-                    conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+                    conn.execute(queries.MIGRATION_RECORD, {"version": version})
                 log.info("applied migration %s", version)
                 applied.append(version)
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK_KEY,))
+            conn.execute(queries.MIGRATIONS_UNLOCK, {"key": _MIGRATION_LOCK_KEY})
     return applied

@@ -10,6 +10,16 @@ from psycopg import sql
 
 HEALTH_CHECK = "SELECT 1 AS ok"
 
+# Migrations (hookpost.db.migrate): a session-level advisory lock serialises migrating processes.
+MIGRATIONS_LOCK = "SELECT pg_advisory_lock(%(key)s)"
+MIGRATIONS_UNLOCK = "SELECT pg_advisory_unlock(%(key)s)"
+MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())
+"""
+MIGRATIONS_APPLIED = "SELECT version FROM schema_migrations"
+MIGRATION_RECORD = "INSERT INTO schema_migrations (version) VALUES (%(version)s)"
+
 # Applications and API keys
 
 APPLICATION_INSERT = """

@@ -28,11 +28,15 @@ _APPLICATION_COLUMNS = "id, name, retention_days, created_at, updated_at"
 def create_application(
     body: Annotated[models.ApplicationIn, Body()],
 ) -> Response[models.Application]:
-    with connection() as conn, conn.transaction():
-        row = conn.execute(queries.APPLICATION_INSERT, body.model_dump()).fetchone()
-        # Within the transaction: an application whose API Gateway key (AWS only) could not be
-        # made is not kept, since the usage plan would refuse its every request.
+    row = fetch_one(queries.APPLICATION_INSERT, body.model_dump())
+    # An application whose API Gateway key (AWS only) could not be made is not kept: the usage
+    # plan would refuse its every request. Undone rather than held in a transaction, which must
+    # not stay open across a call to another service.
+    try:
         usage_plans.create_application_key(row["id"])
+    except Exception:
+        fetch_one(queries.APPLICATION_DELETE, {"id": row["id"]})
+        raise
     return json_response(201, row)
 
 
@@ -70,10 +74,13 @@ def update_application(
 
 @router.delete("/applications/<app_id>", tags=["applications"], status_code=204)
 def delete_application(app_id: AppId):
-    with connection() as conn, conn.transaction():
-        if conn.execute(queries.APPLICATION_DELETE, {"id": app_id}).fetchone() is None:
-            raise not_found("application")
-        usage_plans.delete_application_key(app_id)
+    if fetch_one(queries.APPLICATION_GET, {"id": app_id}) is None:
+        raise not_found("application")
+    # The key first: if it cannot be deleted the application stays whole, and deleting again
+    # finishes the job (a missing key is nothing to delete).
+    usage_plans.delete_application_key(app_id)
+    if fetch_one(queries.APPLICATION_DELETE, {"id": app_id}) is None:
+        raise not_found("application")
     return Response(204)
 
 
