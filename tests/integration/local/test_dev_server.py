@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import signal
+import socket
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 
-from support_process import ROOT, DevServer
+from support_process import ROOT, DevServer, wait_for
 
 
 def test_dev_serves_the_api_over_http_and_stops_cleanly(database_url, tmp_path):
@@ -72,3 +74,22 @@ def test_dev_keeps_an_embedded_cluster_under_dot_local(tmp_path):
         assert kept.status_code == 200 and kept.json()["name"] == "kept"
     finally:
         assert second.stop()[0] == 0
+
+
+def test_api_workers_do_not_outlive_a_killed_dev_process(database_url, tmp_path):
+    (tmp_path / "functions").symlink_to(ROOT / "functions")
+    server = DevServer(
+        tmp_path, {"DATABASE_URL": database_url, "HOOKPOST_ADMIN_TOKEN": "dev-admin"}
+    ).start()
+    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
+    workers = [int(pid) for pid in children.read_text().split()]
+    assert workers, "the API runs in worker processes"
+    server.process.kill()
+    server.process.wait(timeout=10)
+    wait_for(
+        lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers),
+        timeout=10,
+        what="the API workers to exit",
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", server.port))  # nobody holds the port any more

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -20,6 +21,7 @@ log = logging.getLogger("hookpost.dev")
 LOCAL_DIR = Path(".local")
 INGEST_HANDLER = Path("functions/ingest/app.py")
 API_WORKERS = int(os.environ.get("HOOKPOST_API_WORKERS", "4"))
+_PR_SET_PDEATHSIG = 1
 
 
 def _admin_token() -> str:
@@ -37,8 +39,16 @@ def _admin_token() -> str:
     return token
 
 
+def _stop_with_parent() -> None:
+    """Ask Linux for SIGTERM when our parent dies: `make` killed alone must not leave this
+    process (or an API worker) running and holding the port."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def run(*, loops: bool = True) -> None:
     """Everything `make dev` runs; with loops=False only the HTTP API (`hookpost api`)."""
+    _stop_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ["HOOKPOST_ADMIN_TOKEN"] = _admin_token()
     # A receiver on localhost is the usual local target; an explicit `false` is honoured.
@@ -120,6 +130,8 @@ def _api_worker(listener: socket.socket) -> None:
     import waitress
 
     from hookpost.db.pool import close_pool
+
+    _stop_with_parent()
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
