@@ -1,0 +1,152 @@
+"""Faults around the whole system as `make dev` runs it: PostgreSQL going away and coming back,
+and the whole process killed mid-delivery. Nothing acknowledged (202) is ever lost."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pgserver
+import pytest
+from aiohttp import web
+
+from support import ADMIN_TOKEN, Tenant, create_tenant
+from support_delivery import Receiver, settle_strays
+from support_process import ROOT, DevServer, wait_for
+
+# Short leases and periods, so that recovery is quick; the rest as deployed.
+FAST = {
+    "HOOKPOST_ADMIN_TOKEN": ADMIN_TOKEN,
+    "HOOKPOST_DELIVERY_LEASE_S": "3",
+    "HOOKPOST_DELIVERY_RECOVER_S": "1",
+    "HOOKPOST_DELIVERY_POLL_S": "0.2",
+    "HOOKPOST_RECOVER_LEASES_EVERY_S": "1",
+    "HOOKPOST_RETRY_FAST_S": "0.2",
+    "HOOKPOST_RETRY_JITTER": "0",
+    "HOOKPOST_DB_CONNECT_TIMEOUT_S": "1",
+}
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    receiver = Receiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "functions").symlink_to(ROOT / "functions")
+    return tmp_path
+
+
+def delivered(receiver: Receiver) -> set[str]:
+    return {r.webhook_id for r in receiver.requests}
+
+
+def tenant_of(server: DevServer, receiver: Receiver) -> Tenant:
+    tenant = create_tenant(httpx.Client(base_url=server.base, timeout=10))
+    tenant.event_type()
+    tenant.subscription(receiver.url)
+    return tenant
+
+
+class OwnPostgres:
+    """A PostgreSQL of this test's own, to stop and start again on the same data."""
+
+    def __init__(self) -> None:
+        parent = Path(tempfile.mkdtemp(prefix="hookpost-outage-"))
+        os.chmod(parent, 0o755)  # as root, pgserver runs postgres as a user of its own
+        self.data = parent / "data"
+        self.server = pgserver.get_server(self.data, cleanup_mode="stop")
+        self.url = self.server.get_uri()
+
+    def stop(self) -> None:
+        self.server.cleanup()
+
+    def start(self) -> None:
+        self.server = pgserver.get_server(self.data, cleanup_mode="stop")
+
+
+def test_a_database_outage_answers_503_and_loses_nothing_acknowledged(workdir, receiver):
+    postgres = OwnPostgres()
+    server = DevServer(workdir, {**FAST, "DATABASE_URL": postgres.url}).start()
+    try:
+        tenant = tenant_of(server, receiver)
+
+        async def slowly(received):
+            await asyncio.sleep(0.05)
+            return web.Response()
+
+        receiver.answer = slowly
+        acknowledged = [tenant.send()["id"] for _ in range(30)]
+
+        postgres.stop()
+        health = httpx.get(f"{server.base}/v1/health", timeout=10)
+        assert health.status_code == 503 and health.json()["database"] == "unavailable"
+        refused = tenant.post("/events", {"event_type": "invoice.paid", "payload": {}})
+        assert refused.status_code == 503
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert int(refused.headers["retry-after"]) > 0
+
+        postgres.start()
+        wait_for(
+            lambda: httpx.get(f"{server.base}/v1/health", timeout=10).status_code == 200,
+            timeout=30,
+            what="health once PostgreSQL is back",
+        )
+        acknowledged += [tenant.send()["id"] for _ in range(10)]
+        wait_for(
+            lambda: set(acknowledged) <= delivered(receiver),
+            timeout=60,
+            what="every acknowledged event delivered",
+        )
+    finally:
+        code, output = server.stop()
+        postgres.stop()
+    assert code == 0, output
+    assert "unavailable" in output or "failed" in output, "the outage was logged"
+
+
+def test_killing_the_whole_dev_process_mid_delivery_loses_nothing(workdir, receiver, database_url):
+    settle_strays(database_url)
+    env = {**FAST, "DATABASE_URL": database_url}
+    server = DevServer(workdir, env).start()
+
+    async def slowly(received):
+        await asyncio.sleep(0.1)
+        return web.Response()
+
+    receiver.answer = slowly
+    tenant = tenant_of(server, receiver)
+    acknowledged = []
+    for first in range(0, 1000, 500):
+        events = [
+            {"event_type": "invoice.paid", "payload": {"n": n}} for n in range(first, first + 500)
+        ]
+        response = tenant.post("/events/batch", {"events": events})
+        assert response.status_code == 202
+        acknowledged += [r["id"] for r in response.json()["data"]]
+    wait_for(lambda: len(receiver.requests) >= 200, timeout=30, what="delivery under way")
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait(timeout=10)
+    assert len(delivered(receiver)) < 1000, "killed mid-delivery"
+
+    restarted = DevServer(workdir, env).start()
+    try:
+        wait_for(
+            lambda: set(acknowledged) <= delivered(receiver),
+            timeout=60,
+            what="every acknowledged event delivered after the restart",
+        )
+    finally:
+        code, output = restarted.stop()
+    assert code == 0, output
+    duplicates = len(receiver.requests) - len(delivered(receiver))
+    # At most what the killed loop held: its requests in flight and one claimed batch.
+    assert duplicates <= 200, duplicates
