@@ -92,3 +92,18 @@ def test_without_secrets_the_environment_is_used(env):
         "postgresql://localhost/x",
         "plain",
     )
+
+
+def test_the_sealing_key_comes_from_secrets_manager(aws, env):
+    import boto3
+
+    from hookpost.config import get_settings
+    from hookpost.secrets_at_rest import seal, unseal
+
+    arn = boto3.client("secretsmanager").create_secret(
+        Name="hookpost-sealing", SecretString="a-long-random-string-from-secrets-manager"
+    )["ARN"]
+    env(HOOKPOST_ENCRYPTION_KEY_SECRET_ID=arn, HOOKPOST_ENCRYPTION_KEY="")
+    assert get_settings().encryption_key == "a-long-random-string-from-secrets-manager"
+    sealed = seal("whsec_abc")
+    assert sealed != "whsec_abc" and unseal(sealed) == "whsec_abc"

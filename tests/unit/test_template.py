@@ -271,6 +271,7 @@ def test_the_environment_the_code_reads(resources):
         "HOOKPOST_LIMITS": "on",
         "HOOKPOST_DELIVERY_CONCURRENCY": "100",
         "HOOKPOST_CLEANUP_DRY_RUN": "false",
+        "HOOKPOST_ENCRYPTION_KEY_SECRET_ID": "sealing-key",
     }
     environments = {name: function_environment(name, **computed) for name in FUNCTIONS}
     for environment in environments.values():
@@ -282,6 +283,11 @@ def test_the_environment_the_code_reads(resources):
     assert {n for n, e in environments.items() if "HOOKPOST_ADMIN_TOKEN_SECRET_ID" in e} == {
         "IngestFunction",
         "AuthorizerFunction",
+    }
+    # The key sealing subscription secrets where they are written and where they sign.
+    assert {n for n, e in environments.items() if "HOOKPOST_ENCRYPTION_KEY_SECRET_ID" in e} == {
+        "IngestFunction",
+        "DeliverFunction",
     }
     # What `sam local invoke --env-vars events/local_env.json` sets must be declared.
     local = json.loads((ROOT / "events" / "local_env.json").read_text())["Parameters"]
@@ -303,6 +309,7 @@ def test_policies_are_least_privilege(resources):
     assert properties(resources, "IngestFunction")["Policies"] == [
         {"Ref": "ReadDatabaseSecretPolicy"},
         {"Ref": "ReadAdminTokenPolicy"},
+        {"Ref": "ReadEncryptionKeyPolicy"},
         {"LambdaInvokePolicy": {"FunctionName": {"Ref": "DeliverFunction"}}},
     ]
     assert properties(resources, "AuthorizerFunction")["Policies"] == [
@@ -313,10 +320,15 @@ def test_policies_are_least_privilege(resources):
         {"Ref": "ReadDatabaseSecretPolicy"},
         {"LambdaInvokePolicy": {"FunctionName": {"Ref": "DeliverFunction"}}},
     ]
-    for name in ("DeliverFunction", "MigrateFunction"):
-        assert properties(resources, name)["Policies"] == [{"Ref": "ReadDatabaseSecretPolicy"}]
+    assert properties(resources, "DeliverFunction")["Policies"] == [
+        {"Ref": "ReadDatabaseSecretPolicy"},
+        {"Ref": "ReadEncryptionKeyPolicy"},
+    ]
+    assert properties(resources, "MigrateFunction")["Policies"] == [
+        {"Ref": "ReadDatabaseSecretPolicy"}
+    ]
 
-    for name in ("ReadDatabaseSecretPolicy", "ReadAdminTokenPolicy"):
+    for name in ("ReadDatabaseSecretPolicy", "ReadAdminTokenPolicy", "ReadEncryptionKeyPolicy"):
         [statement] = statements(properties(resources, name)["PolicyDocument"])
         assert statement["Action"] == "secretsmanager:GetSecretValue"
     assert properties(resources, "UsageKeysPolicy")["Roles"] == [{"Ref": "IngestFunctionRole"}]
@@ -465,5 +477,6 @@ def test_the_transformed_template_has_no_dependency_cycle(template, monkeypatch)
         "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
         "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole",
         {"Ref": "ReadDatabaseSecretPolicy"},
+        {"Ref": "ReadEncryptionKeyPolicy"},
     ]
     assert "Policies" not in deliver_role

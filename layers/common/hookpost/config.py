@@ -41,10 +41,11 @@ def _database_url() -> str:
     )
 
 
-def _admin_token() -> str:
-    secret_id = os.environ.get("HOOKPOST_ADMIN_TOKEN_SECRET_ID")
+def _secret(name: str) -> str:
+    """The variable `name`, or on AWS the Secrets Manager secret `{name}_SECRET_ID` names."""
+    secret_id = os.environ.get(f"{name}_SECRET_ID")
     if not secret_id:
-        return os.environ.get("HOOKPOST_ADMIN_TOKEN", "")
+        return os.environ.get(name, "")
     from hookpost.aws.secrets import secret_string
 
     return secret_string(secret_id)
@@ -164,7 +165,7 @@ class Settings:
     max_event_bytes: int
     max_batch_bytes: int
     connect_timeout_s: float
-    # Seals subscription secrets at rest when set (url-safe base64 of 32 bytes, a Fernet key).
+    # Seals subscription secrets at rest when set: any long random string.
     encryption_key: str
     delivery: DeliverySettings
     jobs: JobSettings
@@ -175,14 +176,14 @@ class Settings:
         on_lambda = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
         return cls(
             database_url=_database_url(),
-            admin_token=_admin_token(),
+            admin_token=_secret("HOOKPOST_ADMIN_TOKEN"),
             allow_private_targets=_bool("HOOKPOST_ALLOW_PRIVATE_TARGETS", False),
             prepare_statements=_bool("HOOKPOST_PREPARE_STATEMENTS", not on_lambda),
             pool_max_size=_int("HOOKPOST_DB_POOL_SIZE", 2 if on_lambda else 16),
             max_event_bytes=_int("HOOKPOST_MAX_EVENT_BYTES", 256 * 1024),
             max_batch_bytes=_int("HOOKPOST_MAX_BATCH_BYTES", 6 * 1024 * 1024),
             connect_timeout_s=_float("HOOKPOST_DB_CONNECT_TIMEOUT_S", 5.0),
-            encryption_key=os.environ.get("HOOKPOST_ENCRYPTION_KEY", ""),
+            encryption_key=_secret("HOOKPOST_ENCRYPTION_KEY"),
             delivery=DeliverySettings.from_env(on_lambda),
             jobs=JobSettings.from_env(),
             limits=LimitSettings.from_env(),

@@ -6,6 +6,9 @@ and rotated secrets; older ones still read). Without the key, a sealed value can
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import secrets
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -21,7 +24,9 @@ class SecretUnavailable(Exception):
 
 @lru_cache(maxsize=4)
 def _fernet(key: str) -> Fernet:
-    return Fernet(key.encode())
+    # Any long random string will do as the key (Secrets Manager generates one): the Fernet
+    # key is its SHA-256.
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(key.encode()).digest()))
 
 
 def seal(secret: str) -> str:
@@ -44,5 +49,5 @@ def unseal(stored: str | None) -> str | None:
 
 
 def generate_key() -> str:
-    """A key for HOOKPOST_ENCRYPTION_KEY (url-safe base64 of 32 random bytes)."""
-    return Fernet.generate_key().decode()
+    """A key for HOOKPOST_ENCRYPTION_KEY: 256 random bits, url-safe."""
+    return secrets.token_urlsafe(32)
