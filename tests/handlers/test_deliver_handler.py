@@ -80,3 +80,34 @@ def test_a_woken_run_stops_once_nothing_is_due(api, env, receiver, database_url)
     assert {r.webhook_id for r in receiver.requests} == sent
     # a scheduled run would have polled until about 17 s before its deadline
     assert context.get_remaining_time_in_millis() > 50_000
+
+
+def test_attempts_of_a_run_cut_off_by_its_deadline_come_back_after_the_lease(
+    api, env, receiver, database_url
+):
+    import uuid
+
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from hookpost.delivery.claims import claim
+
+    settle_strays(database_url)
+    tenant = create_tenant(api)
+    tenant.event_type("invoice.paid")
+    tenant.subscription(url=receiver.url)
+    sent = {tenant.send()["id"] for _ in range(3)}
+    # A run claimed them, then Lambda stopped it at its deadline: leased (1 s), never recorded.
+    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
+        assert len(claim(conn, uuid.uuid4(), 10, 1.0)) == 3
+    env(
+        HOOKPOST_DELIVERY_TIMEOUT_S="0.5",
+        HOOKPOST_DELIVERY_POLL_S="0.05",
+        HOOKPOST_DELIVERY_RECOVER_S="0.2",
+    )
+    handler = load_handler(ROOT / "functions" / "deliver" / "app.py")
+    event = json.loads((ROOT / "events" / "deliver_schedule.json").read_text())
+    # The next scheduled run: it claims for 3 s, the lease runs out after 1.
+    summary = handler(event, LocalLambdaContext(deadline_ms=int(time.time() * 1000) + 5500))
+    assert summary["recovered"] == 3 and summary["succeeded"] == 3
+    assert {r.webhook_id for r in receiver.requests} == sent
