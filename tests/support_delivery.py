@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -40,9 +41,11 @@ Answer = web.StreamResponse | Awaitable[web.StreamResponse]
 
 class Receiver:
     """An aiohttp server on 127.0.0.1 (a port of its own) in a thread; `answer(received)`
-    decides each response (200 by default) and may be a coroutine function."""
+    decides each response (200 by default) and may be a coroutine function. With an
+    `ssl_context`, it serves HTTPS."""
 
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self._ssl_context = ssl_context
         self.requests: list[Received] = []
         self.answer: Callable[[Received], Answer] = lambda received: web.Response(text="ok")
         self._loop = asyncio.new_event_loop()
@@ -55,7 +58,8 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+        scheme = "https" if self._ssl_context else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/hook"
 
     def start(self) -> Receiver:
         self._thread.start()
@@ -64,7 +68,11 @@ class Receiver:
 
     async def _start(self) -> None:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        # A deep accept queue: four loops open up to 400 connections at once, and a SYN dropped
+        # from a full queue is sent again only after 1 s, the tests' connect timeout.
+        site = web.TCPSite(
+            self._runner, "127.0.0.1", 0, backlog=1024, ssl_context=self._ssl_context
+        )
         await site.start()
         self.port = self._runner.addresses[0][1]
 

@@ -197,10 +197,15 @@ async def _read_capped(stream: aiohttp.StreamReader, limit: int) -> bytes:
 
 
 def _joined(headers: Any) -> dict[str, str]:
-    """Response headers as one value per name (repeated ones joined, as HTTP allows)."""
+    """Response headers as one value per name (repeated ones joined, as HTTP allows), kept
+    within MAX_RESPONSE_BYTES like the body: a hostile receiver's headers are not stored whole."""
     joined: dict[str, str] = {}
+    room = MAX_RESPONSE_BYTES
     for name, value in headers.items():
         key = name.lower()
+        room -= len(key) + len(value)
+        if room < 0:
+            break
         joined[key] = f"{joined[key]}, {value}" if key in joined else value
     return joined
 
