@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +40,8 @@ class DevServer:
         self.env = {**inherited, **env, "HOOKPOST_PORT": str(self.port)}
         self.cwd = cwd
         self.process: subprocess.Popen[str] | None = None
+        # Everything the process printed so far, read as it comes so tests can wait on it.
+        self.lines: list[str] = []
 
     def start(self) -> DevServer:
         self.process = subprocess.Popen(
@@ -49,13 +52,24 @@ class DevServer:
             stderr=subprocess.STDOUT,
             text=True,
         )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
         wait_for(self.healthy, what="the dev server's health")
         return self
+
+    def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    def printed(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
 
     def healthy(self) -> bool:
         assert self.process is not None
         if self.process.poll() is not None:
-            raise RuntimeError(f"dev server exited:\n{self.process.stdout.read()}")
+            self._reader.join(timeout=5)
+            raise RuntimeError("dev server exited:\n" + "".join(self.lines))
         try:
             return httpx.get(self.base + "/v1/health", timeout=1).status_code == 200
         except httpx.TransportError:
@@ -64,5 +78,6 @@ class DevServer:
     def stop(self, sig: int = signal.SIGINT) -> tuple[int, str]:
         assert self.process is not None
         self.process.send_signal(sig)
-        output, _ = self.process.communicate(timeout=30)
-        return self.process.returncode, output
+        self.process.wait(timeout=30)
+        self._reader.join(timeout=10)
+        return self.process.returncode, "".join(self.lines)

@@ -106,6 +106,9 @@ def test_a_database_outage_answers_503_and_loses_nothing_acknowledged(workdir, r
         assert health.status_code == 503 and health.json()["database"] == "unavailable"
         refused = tenant.post("/events", {"event_type": "invoice.paid", "payload": {}})
         assert refused.status_code == 503
+        # The loops meet the outage too: each notices, logs, and carries on by itself.
+        wait_for(lambda: server.printed("job recover_leases failed"), timeout=10, what="jobs")
+        wait_for(lambda: server.printed("claim failed"), timeout=10, what="the deliver loop")
         assert refused.headers["content-type"] == "application/problem+json"
         assert int(refused.headers["retry-after"]) > 0
 
@@ -126,7 +129,6 @@ def test_a_database_outage_answers_503_and_loses_nothing_acknowledged(workdir, r
         code, output = server.stop()
         postgres.stop()
     assert code == 0, output
-    assert "unavailable" in output or "failed" in output, "the outage was logged"
 
 
 def test_killing_the_whole_dev_process_mid_delivery_loses_nothing(workdir, receiver, database_url):
