@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from support import ADMIN_TOKEN, Tenant, create_tenant
+from support_delivery import Receiver
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,6 +77,14 @@ def api(database_url: str, ingest_handler) -> Iterator[httpx.Client]:
     transport = httpx.WSGITransport(app=wsgi_app(ingest_handler))
     with httpx.Client(transport=transport, base_url="http://hookpost.test") as client:
         yield client
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP receiver on loopback, recording what it gets."""
+    receiver = Receiver().start()
+    yield receiver
+    receiver.stop()
 
 
 @pytest.fixture

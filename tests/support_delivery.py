@@ -16,6 +16,7 @@ from aiohttp import web
 from standardwebhooks import Webhook
 
 from hookpost.delivery.loop import Summary, Worker
+from support_process import wait_for
 
 
 @dataclass
@@ -100,6 +101,26 @@ class Receiver:
 
     def to(self, webhook_id: str) -> list[Received]:
         return [r for r in self.requests if r.webhook_id == webhook_id]
+
+
+def attempts_of(tenant, event_id: str) -> list[dict]:
+    """The event's attempts, in try order."""
+    response = tenant.get(f"/events/{event_id}")
+    assert response.status_code == 200, response.text
+    return response.json()["attempts"]
+
+
+def settled(tenant, event_id: str, count: int = 1) -> list[dict]:
+    """The event's attempts, once there are `count` and none is still to go."""
+
+    def done() -> bool:
+        attempts = attempts_of(tenant, event_id)
+        return len(attempts) == count and all(
+            a["status"] not in ("pending", "in_flight") for a in attempts
+        )
+
+    wait_for(done, timeout=20, what=f"{count} settled attempts")
+    return attempts_of(tenant, event_id)
 
 
 def settle_strays(database_url: str) -> None:

@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-
-import pytest
 
 from hookpost.local.gateway import LocalLambdaContext, load_handler
 from support import create_tenant
-from support_delivery import Receiver, settle_strays
+from support_delivery import settle_strays
 from support_process import ROOT
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver().start()
-    yield receiver
-    receiver.stop()
 
 
 def test_deliver_schedule_sample(api, env, receiver, capsys, database_url):

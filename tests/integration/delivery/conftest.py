@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from support import Tenant
@@ -41,13 +39,6 @@ def fast(env, database_url) -> None:
 def no_retries(env, fast) -> None:
     """A failed first try gives up at once."""
     env(HOOKPOST_RETRY_FAST_COUNT="0", HOOKPOST_RETRY_SLOW_COUNT="0")
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver().start()
-    yield receiver
-    receiver.stop()
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from support_delivery import Receiver, delivering
+from support_delivery import Receiver, delivering, settled
 from support_process import wait_for
 
 KEPT = 64 * 1024
@@ -128,25 +128,6 @@ def subscribe(tenant, url: str) -> dict:
     """The tenant's subscription to `url`, for every event type; invoice.paid exists."""
     tenant.event_type("invoice.paid")
     return tenant.subscription(url=url)
-
-
-def attempts_of(tenant, event_id: str) -> list[dict]:
-    response = tenant.get(f"/events/{event_id}")
-    assert response.status_code == 200, response.text
-    return response.json()["attempts"]
-
-
-def settled(tenant, event_id: str, count: int = 1) -> list[dict]:
-    """The event's attempts, once there are `count` and none is still to go."""
-
-    def done() -> bool:
-        attempts = attempts_of(tenant, event_id)
-        return len(attempts) == count and all(
-            a["status"] not in ("pending", "in_flight") for a in attempts
-        )
-
-    wait_for(done, timeout=20, what=f"{count} settled attempts")
-    return attempts_of(tenant, event_id)
 
 
 def reset(writer: asyncio.StreamWriter) -> None:

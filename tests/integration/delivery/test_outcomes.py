@@ -9,27 +9,8 @@ from datetime import datetime
 
 from aiohttp import web
 
-from support_delivery import Received, delivering
+from support_delivery import Received, delivering, settled
 from support_process import wait_for
-
-
-def attempts_of(tenant, event_id: str) -> list[dict]:
-    response = tenant.get(f"/events/{event_id}")
-    assert response.status_code == 200, response.text
-    return response.json()["attempts"]
-
-
-def settled(tenant, event_id: str, count: int) -> list[dict]:
-    """Wait until the event has `count` attempts, none still to go; they come in try order."""
-
-    def done() -> bool:
-        attempts = attempts_of(tenant, event_id)
-        return len(attempts) == count and all(
-            a["status"] not in ("pending", "in_flight") for a in attempts
-        )
-
-    wait_for(done, timeout=10, what=f"{count} settled attempts")
-    return attempts_of(tenant, event_id)
 
 
 def failing(times: int, status: int = 500, headers: dict[str, str] | None = None):

@@ -7,7 +7,6 @@ import asyncio
 import os
 import signal
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -30,13 +29,6 @@ FAST = {
     "HOOKPOST_RETRY_JITTER": "0",
     "HOOKPOST_DB_CONNECT_TIMEOUT_S": "1",
 }
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver().start()
-    yield receiver
-    receiver.stop()
 
 
 @pytest.fixture
