@@ -81,6 +81,23 @@ def process(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen]:
         log_file.close()
 
 
+@contextlib.contextmanager
+def hookpost(command: str, url: str, *, limits: str) -> Iterator[str]:
+    """`hookpost dev` or `hookpost api` on a port of its own; yields its base URL once healthy."""
+    port = free_port()
+    env = {
+        "DATABASE_URL": url,
+        "HOOKPOST_PORT": str(port),
+        "HOOKPOST_ADMIN_TOKEN": ADMIN_TOKEN,
+        "HOOKPOST_ALLOW_PRIVATE_TARGETS": "true",
+        "HOOKPOST_LIMITS": limits,
+    }
+    base = f"http://127.0.0.1:{port}"
+    with process([sys.executable, "-m", "hookpost.cli", command], env):
+        wait_for(http_ok(f"{base}/v1/health"), 60, f"hookpost {command}")
+        yield base
+
+
 def http_ok(url: str) -> Callable[[], bool]:
     def check() -> bool:
         try:
@@ -448,19 +465,9 @@ def deliveries(url: str, receiver: str) -> list[Figure]:
 
 
 def end_to_end(url: str, receiver: str, receiver_base: str, rate: int) -> list[Figure]:
-    port = free_port()
-    api = f"http://127.0.0.1:{port}"
-    env = {
-        "DATABASE_URL": url,
-        "HOOKPOST_PORT": str(port),
-        "HOOKPOST_ADMIN_TOKEN": ADMIN_TOKEN,
-        "HOOKPOST_ALLOW_PRIVATE_TARGETS": "true",
-        "HOOKPOST_LIMITS": "off",
-    }
     seconds = 10 * SCALE
     acked: dict[str, float] = {}
-    with process([sys.executable, "-m", "hookpost.cli", "dev"], env):
-        wait_for(http_ok(f"{api}/v1/health"), 60, "dev server")
+    with hookpost("dev", url, limits="off") as api:
         app, headers = tenant(api, receiver)
         httpx.get(f"{receiver_base}/_arrivals")
 
@@ -519,17 +526,7 @@ def end_to_end(url: str, receiver: str, receiver_base: str, rate: int) -> list[F
 
 
 def ingest(url: str, receiver: str) -> list[Figure]:
-    port = free_port()
-    api = f"http://127.0.0.1:{port}"
-    env = {
-        "DATABASE_URL": url,
-        "HOOKPOST_PORT": str(port),
-        "HOOKPOST_ADMIN_TOKEN": ADMIN_TOKEN,
-        "HOOKPOST_ALLOW_PRIVATE_TARGETS": "true",
-        "HOOKPOST_LIMITS": "on",
-    }
-    with process([sys.executable, "-m", "hookpost.cli", "api"], env):
-        wait_for(http_ok(f"{api}/v1/health"), 60, "API server")
+    with hookpost("api", url, limits="on") as api:
         app, headers = tenant(api, receiver)
         log("ingest: one event per request")
         figures = ingest_single(api, app, headers, url)
