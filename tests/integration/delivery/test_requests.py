@@ -11,14 +11,8 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from hookpost.secrets_at_rest import generate_key
-from support_delivery import delivering
+from support_delivery import attempts_of, delivering
 from support_process import wait_for
-
-
-def attempts_of(tenant, event_id: str) -> list[dict]:
-    response = tenant.get(f"/events/{event_id}")
-    assert response.status_code == 200, response.text
-    return response.json()["attempts"]
 
 
 def finished(tenant, event_id: str, count: int = 1) -> list[dict]:
