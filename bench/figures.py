@@ -17,7 +17,9 @@ class Figure:
     unit: str
     baseline: float | None
     baseline_label: str
-    goal: str  # e.g. ">= 2000" on the value, or "ratio >= 0.5"; several joined by "; "
+    # e.g. ">= 2000" on the value, "ratio >= 0.5", or "value - baseline <= 250" (in the
+    # figure's unit); several joined by "; "
+    goal: str
 
     @property
     def ratio(self) -> float | None:
@@ -29,7 +31,9 @@ class Figure:
     def meets_goal(self) -> bool:
         for clause in self.goal.split(";"):
             words = clause.split()
-            subject = self.ratio if words[0] == "ratio" else self.value
+            over = None if self.baseline is None else self.value - self.baseline
+            subjects = {"": self.value, "ratio": self.ratio, "value - baseline": over}
+            subject = subjects[" ".join(words[:-2])]
             op, bound = words[-2], float(words[-1])
             if subject is None or not _COMPARE[op](subject, bound):
                 return False

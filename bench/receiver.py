@@ -1,6 +1,8 @@
 """A webhook receiver fast enough not to be what a benchmark measures: a bare asyncio HTTP/1.1
 server with keep-alive that answers every POST 200 at once and notes when each `webhook-id`
 arrived. `GET /_arrivals` returns {"count": n, "arrivals": {webhook_id: unix_time}} and clears.
+`POST /slow` is noted on arrival too but answered only after SLOW_S: a slow endpoint that keeps
+a deliver loop's requests on the wire.
 
 Run: python bench/receiver.py PORT
 """
@@ -13,6 +15,7 @@ import sys
 import time
 
 _OK = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+SLOW_S = 1.0
 
 
 class Receiver(asyncio.Protocol):
@@ -54,7 +57,17 @@ class Receiver(asyncio.Protocol):
         webhook_id = headers.get("webhook-id")
         if webhook_id:
             Receiver.arrivals.setdefault(webhook_id, time.time())
+        if request_line.startswith("POST /slow"):
+            # Answers stay in request order on a connection as long as the client does not
+            # pipeline, which aiohttp (the deliver loop's client) does not.
+            asyncio.get_running_loop().call_later(SLOW_S, self.answer_late)
+            return
         self.transport.write(_OK)
+
+    def answer_late(self) -> None:
+        # The client may have timed out and closed the connection meanwhile.
+        if not self.transport.is_closing():
+            self.transport.write(_OK)
 
 
 async def main(port: int) -> None:

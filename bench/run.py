@@ -2,11 +2,12 @@
 same run on this machine, printed as one table and written to bench/results.json.
 
 BENCH_SCALE (default 1) multiplies the amount of work; DATABASE_URL points at an existing
-PostgreSQL instead of a throw-away embedded one.
+PostgreSQL instead of a throw-away embedded one; `--only NAME` runs one group of figures.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -18,7 +19,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -212,8 +213,10 @@ def insert_rate(url: str, app: str, total: int, concurrency: int) -> float:
     return per_thread * concurrency / (time.perf_counter() - started)
 
 
-def ingest_batch(api: str, app: str, headers: dict[str, str], url: str) -> list[Figure]:
-    batches, concurrency = scaled(40), 2
+def post_batches(
+    api: str, app: str, headers: dict[str, str], batches: int, concurrency: int
+) -> float:
+    """POST `batches` batches of 500 events, `concurrency` at a time; returns events/s."""
     batch = {"events": [{"event_type": "b.e", "payload": PAYLOAD}] * 500}
 
     async def run() -> float:
@@ -234,7 +237,12 @@ def ingest_batch(api: str, app: str, headers: dict[str, str], url: str) -> list[
             await asyncio.gather(*(worker() for _ in range(concurrency)))
             return batches * 500 / (time.perf_counter() - started)
 
-    rate = asyncio.run(run())
+    return asyncio.run(run())
+
+
+def ingest_batch(api: str, app: str, headers: dict[str, str], url: str) -> list[Figure]:
+    batches = scaled(40)
+    rate = post_batches(api, app, headers, batches, 2)
     rows = [event_row(app, i) for i in range(batches * 500)]
     with psycopg.connect(url, autocommit=True) as conn:
         started = time.perf_counter()
@@ -326,14 +334,15 @@ def claim_latency(url: str) -> list[Figure]:
 
     claims, selects = [], []
     rounds = scaled(2000)
+    # The read a claim cannot do without: the subscription's next due attempts, in due order.
     select_only = (
-        "SELECT id FROM attempts WHERE status = 'pending' AND due_at <= now()"
-        " ORDER BY due_at LIMIT 100"
+        "SELECT id FROM attempts WHERE subscription_id = %s AND status = 'pending'"
+        " AND due_at <= now() ORDER BY due_at LIMIT 100"
     )
     with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
         for _ in range(rounds):
             started = time.perf_counter()
-            conn.execute(select_only).fetchall()
+            conn.execute(select_only, (sub,)).fetchall()
             selects.append((time.perf_counter() - started) * 1000)
             started = time.perf_counter()
             claim(conn, uuid.uuid4(), 100, 60.0)
@@ -464,39 +473,59 @@ def deliveries(url: str, receiver: str) -> list[Figure]:
     return figures
 
 
+def send_events(
+    api: str, app: str, headers: dict[str, str], rate: float, count: int
+) -> dict[str, float]:
+    """POST `count` single events at `rate` per second, on schedule whatever the answers take;
+    returns each event's id and the unix time its 202 was read (the receiver's clock)."""
+    acked: dict[str, float] = {}
+
+    async def run() -> None:
+        async with aiohttp.ClientSession(headers=headers) as session:
+
+            async def send() -> None:
+                body = {"event_type": "b.e", "payload": PAYLOAD}
+                async with session.post(f"{api}/v1/applications/{app}/events", json=body) as r:
+                    accepted = await r.json()
+                    acked[accepted["id"]] = time.time()
+
+            tasks = []
+            started = time.perf_counter()
+            for i in range(count):
+                delay = started + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(send()))
+            await asyncio.gather(*tasks)
+
+    asyncio.run(run())
+    return acked
+
+
+def collect_arrivals(receiver_base: str, ids: Iterable[str], timeout: float) -> dict[str, float]:
+    """When the receiver got each of `ids` (unix time), polling until all have arrived or
+    `timeout` has passed; those that did not arrive are missing from the answer."""
+    wanted = set(ids)
+    arrivals: dict[str, float] = {}
+
+    def all_arrived() -> bool:
+        arrivals.update(httpx.get(f"{receiver_base}/_arrivals").json()["arrivals"])
+        return wanted <= arrivals.keys()
+
+    with contextlib.suppress(TimeoutError):
+        wait_for(all_arrived, timeout, "arrivals")
+    return {i: arrivals[i] for i in wanted & arrivals.keys()}
+
+
 def end_to_end(url: str, receiver: str, receiver_base: str, rate: int) -> list[Figure]:
     seconds = 10 * SCALE
-    acked: dict[str, float] = {}
     with hookpost("dev", url, limits="off") as api:
         app, headers = tenant(api, receiver)
         httpx.get(f"{receiver_base}/_arrivals")
-
-        async def run() -> None:
-            async with aiohttp.ClientSession(headers=headers) as session:
-
-                async def send() -> None:
-                    body = {"event_type": "b.e", "payload": PAYLOAD}
-                    async with session.post(f"{api}/v1/applications/{app}/events", json=body) as r:
-                        accepted = await r.json()
-                        acked[accepted["id"]] = time.time()
-
-                tasks = []
-                started = time.perf_counter()
-                for i in range(int(rate * seconds)):
-                    delay = started + i / rate - time.perf_counter()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    tasks.append(asyncio.create_task(send()))
-                await asyncio.gather(*tasks)
-
-        asyncio.run(run())
-        arrivals: dict[str, float] = {}
-
-        def all_arrived() -> bool:
-            arrivals.update(httpx.get(f"{receiver_base}/_arrivals").json()["arrivals"])
-            return acked.keys() <= arrivals.keys()
-
-        wait_for(all_arrived, 60, "end-to-end deliveries")
+        acked = send_events(api, app, headers, rate, int(rate * seconds))
+        arrivals = collect_arrivals(receiver_base, acked, 60)
+        if len(arrivals) < len(acked):
+            raise TimeoutError("end-to-end deliveries")
     latencies = [(arrivals[i] - t) * 1000 for i, t in acked.items()]
     round_trips = []
     with httpx.Client() as client:
@@ -525,6 +554,83 @@ def end_to_end(url: str, receiver: str, receiver_base: str, rate: int) -> list[F
     ]
 
 
+# How long the fairness figure waits for the small tenant's events after its last 202: far
+# beyond any claim round, far short of the backlog draining (at /slow's pace, many minutes).
+FAIRNESS_WAIT_S = 30
+FAIRNESS_RATE = 20
+
+
+def small_tenant(
+    api: str, app: str, headers: dict[str, str], receiver_base: str, count: int
+) -> tuple[list[float], int]:
+    """ms from each 202 to the receiver for `count` events at FAIRNESS_RATE, and how many
+    arrived. An event not received within FAIRNESS_WAIT_S counts as the time waited for it, so
+    with any missing the percentiles are lower bounds."""
+    httpx.get(f"{receiver_base}/_arrivals")
+    acked = send_events(api, app, headers, FAIRNESS_RATE, count)
+    arrivals = collect_arrivals(receiver_base, acked, FAIRNESS_WAIT_S)
+    gave_up = time.time()
+    return [(arrivals.get(i, gave_up) - t) * 1000 for i, t in acked.items()], len(arrivals)
+
+
+def pending(url: str, app: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        query = "SELECT count(*) FROM attempts WHERE application_id = %s AND status = 'pending'"
+        return conn.execute(query, (app,)).fetchone()[0]
+
+
+def fairness(url: str, receiver_base: str) -> list[Figure]:
+    """A small tenant's end-to-end latency while a large tenant's slow endpoint has a backlog,
+    against the same small tenant with no backlog, in the same system."""
+    count, batches = scaled(200), scaled(200)
+    backlog = batches * 500
+    with hookpost("dev", url, limits="off") as api:
+        small, small_headers = tenant(api, f"{receiver_base}/webhooks")
+        # /slow holds each request 1 s: the deliver loop works the backlog off at about its
+        # concurrency per second, so it stays (nearly) whole through the measurement.
+        large, large_headers = tenant(api, f"{receiver_base}/slow")
+        log(f"fairness: small tenant alone, {count} events at {FAIRNESS_RATE}/s")
+        alone, arrived_alone = small_tenant(api, small, small_headers, receiver_base, count)
+        log(f"fairness: {backlog:,} events for the large tenant")
+        post_batches(api, large, large_headers, batches, 2)
+        before = pending(url, large)
+        log(f"fairness: small tenant beside {before:,} pending")
+        beside, arrived = small_tenant(api, small, small_headers, receiver_base, count)
+        log(f"fairness: {arrived} of {count} arrived; {pending(url, large):,} still pending")
+    # Later figures must not deliver (or claim past) what is left of the backlog.
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM applications WHERE id = ANY(%s)", ([small, large],))
+    name = f"fairness: 202 to receiver beside a {backlog:,} backlog"
+    goal = "value - baseline <= 250"  # within one claim round of the small tenant alone
+    return [
+        Figure(
+            f"{name}: p50",
+            percentile(beside, 50),
+            "ms",
+            percentile(alone, 50),
+            "no backlog (p50)",
+            goal,
+        ),
+        Figure(
+            f"{name}: p99",
+            percentile(beside, 99),
+            "ms",
+            percentile(alone, 99),
+            "no backlog (p99)",
+            goal,
+        ),
+        # With any missing, the two rows above are lower bounds.
+        Figure(
+            f"{name}: received within {FAIRNESS_WAIT_S} s",
+            100 * arrived / count,
+            "%",
+            100 * arrived_alone / count,
+            "no backlog",
+            ">= 100",
+        ),
+    ]
+
+
 def ingest(url: str, receiver: str) -> list[Figure]:
     with hookpost("api", url, limits="on") as api:
         app, headers = tenant(api, receiver)
@@ -544,29 +650,52 @@ def database() -> Iterator[str]:
         yield url
 
 
+# Each group of figures, in the order the suite runs them, from the database URL and the
+# receiver's base URL (its fast path is /webhooks). Fairness runs last: it loads the system most.
+FIGURES: dict[str, Callable[[str, str], list[Figure]]] = {
+    "ingest": lambda url, base: ingest(url, f"{base}/webhooks"),
+    "token-bucket": lambda url, base: [token_bucket_cost(url)],
+    "deliveries": lambda url, base: deliveries(url, f"{base}/webhooks"),
+    # The contract's rate, and a lighter one: what latency is when the 2 cores are not
+    # saturated by ingest itself.
+    "end-to-end": lambda url, base: (
+        end_to_end(url, f"{base}/webhooks", base, 500)
+        + end_to_end(url, f"{base}/webhooks", base, 100)
+    ),
+    "claims": lambda url, base: claim_latency(url),
+    "fairness": fairness,
+}
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="make bench: the benchmark suite")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=FIGURES,
+        metavar="NAME",
+        help=f"run only this group of figures (repeatable): {', '.join(FIGURES)}; the table is"
+        " printed and bench/results.json, the whole suite's, is left as it is",
+    )
+    return parser.parse_args()
+
+
 def main() -> int:
+    only = arguments().only
     started = time.perf_counter()
     receiver_port = free_port()
     receiver_base = f"http://127.0.0.1:{receiver_port}"
-    receiver = f"{receiver_base}/webhooks"
+    figures: list[Figure] = []
     with (
         database() as url,
         process([sys.executable, str(ROOT / "bench" / "receiver.py"), str(receiver_port)], {}),
     ):
         migrate(url)
         wait_for(http_ok(f"{receiver_base}/_arrivals"), 10, "receiver")
-        figures = ingest(url, receiver)
-        log("token bucket")
-        figures.append(token_bucket_cost(url))
-        log("deliveries")
-        figures += deliveries(url, receiver)
-        log("end to end")
-        # The contract's rate, and a lighter one: what latency is when the 2 cores are not
-        # saturated by ingest itself.
-        figures += end_to_end(url, receiver, receiver_base, 500)
-        figures += end_to_end(url, receiver, receiver_base, 100)
-        log("claims")
-        figures += claim_latency(url)
+        for name, measure in FIGURES.items():
+            if not only or name in only:
+                log(name)
+                figures += measure(url, receiver_base)
     results = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} "
         f"{platform.release()}, Python {platform.python_version()}",
@@ -577,7 +706,8 @@ def main() -> int:
         "seconds": round(time.perf_counter() - started),
         "figures": [f.as_json() for f in figures],
     }
-    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    if not only:
+        (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"machine: {results['machine']}; commit {results['commit']}; scale {SCALE}")
     print(table(figures))
     return 0

@@ -18,6 +18,7 @@ METRIC_NAMES = {
     "succeeded": "AttemptsSucceeded",
     "failed": "AttemptsFailed",
     "gave_up": "AttemptsGaveUp",
+    "expired": "AttemptsExpired",
     "released": "AttemptsReleased",
     "recovered": "LeasesRecovered",
 }

@@ -31,6 +31,7 @@ def test_deliver_schedule_sample(api, env, receiver, capsys, database_url):
         "succeeded": 3,
         "failed": 0,
         "gave_up": 0,
+        "expired": 0,
         "released": 0,
         "recovered": 0,
     }
@@ -89,7 +90,7 @@ def test_attempts_of_a_run_cut_off_by_its_deadline_come_back_after_the_lease(
     sent = {tenant.send()["id"] for _ in range(3)}
     # A run claimed them, then Lambda stopped it at its deadline: leased (1 s), never recorded.
     with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
-        assert len(claim(conn, uuid.uuid4(), 10, 1.0)) == 3
+        assert len(claim(conn, uuid.uuid4(), 10, 1.0).attempts) == 3
     env(
         HOOKPOST_DELIVERY_TIMEOUT_S="0.5",
         HOOKPOST_DELIVERY_POLL_S="0.05",

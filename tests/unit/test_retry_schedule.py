@@ -42,7 +42,7 @@ def test_counts_and_caps_are_configurable(try_number, delay):
 
 def test_no_retries_at_all():
     policy = RetryPolicy(fast_count=0, slow_count=0)
-    assert decide(1, 500, policy, rand=middle) == Decision(GAVE_UP)
+    assert decide(1, 500, policy, rand=middle) == Decision(GAVE_UP, counts_against_circuit=True)
 
 
 def test_a_huge_fast_count_does_not_overflow():
@@ -68,15 +68,22 @@ def test_410_gives_up_and_disables():
     assert decide(1, 410, DEFAULT) == Decision(GAVE_UP, disable_subscription=True)
 
 
-@pytest.mark.parametrize("status", [None, 100, 301, 302, 304, 400, 404, 429, 500, 502, 503])
-def test_anything_else_fails_with_a_retry(status):
+@pytest.mark.parametrize("status", [None, 100, 301, 302, 304, 400, 404, 500, 502, 503])
+def test_anything_else_fails_with_a_retry_and_counts_towards_the_circuit(status):
     decision = decide(1, status, NO_JITTER)
-    assert decision == Decision(FAILED, retry_in_s=5.0)
+    assert decision == Decision(FAILED, retry_in_s=5.0, counts_against_circuit=True)
+
+
+def test_a_429_is_pacing_not_failing_as_far_as_the_circuit_goes():
+    assert decide(1, 429, NO_JITTER) == Decision(FAILED, retry_in_s=5.0)
+    assert decide(33, 429, DEFAULT) == Decision(GAVE_UP)
 
 
 def test_the_last_failure_gives_up():
-    assert decide(33, 500, DEFAULT) == Decision(GAVE_UP)
-    assert decide(32, 500, NO_JITTER) == Decision(FAILED, retry_in_s=3600.0)
+    assert decide(33, 500, DEFAULT) == Decision(GAVE_UP, counts_against_circuit=True)
+    assert decide(32, 500, NO_JITTER) == Decision(
+        FAILED, retry_in_s=3600.0, counts_against_circuit=True
+    )
 
 
 @pytest.mark.parametrize(("rand", "delay"), [(0.0, 8.0), (0.5, 10.0), (0.999999, 12.0)])
@@ -92,13 +99,21 @@ def test_retry_after_is_a_floor_capped_at_the_slow_delay(status):
     assert decide(1, status, NO_JITTER, retry_after_s=86_400).retry_in_s == 3600
 
 
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_pauses_the_subscription_up_to_the_slow_delay(status):
+    assert decide(1, status, NO_JITTER, retry_after_s=120).pause_s == 120
+    assert decide(1, status, NO_JITTER, retry_after_s=86_400).pause_s == 3600
+    assert decide(1, status, NO_JITTER).pause_s is None
+
+
 def test_retry_after_counts_only_for_429_and_503():
     assert decide(1, 500, NO_JITTER, retry_after_s=120).retry_in_s == 5
     assert decide(1, 301, NO_JITTER, retry_after_s=120).retry_in_s == 5
+    assert decide(1, 500, NO_JITTER, retry_after_s=120).pause_s is None
 
 
 def test_retry_after_does_not_extend_the_budget():
-    assert decide(33, 429, DEFAULT, retry_after_s=10) == Decision(GAVE_UP)
+    assert decide(33, 429, DEFAULT, retry_after_s=10) == Decision(GAVE_UP, pause_s=10)
 
 
 NOW = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)

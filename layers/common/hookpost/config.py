@@ -52,6 +52,38 @@ def _secret(name: str) -> str:
 
 
 @dataclass(frozen=True)
+class CircuitSettings:
+    """The circuit breaker of every subscription (HOOKPOST_CIRCUIT_*). It opens after `failures`
+    failures in a row, or when at least `min_requests` sends in a `window_s` window fail at
+    `failure_ratio` or more; a probe goes after `cooldown_s`, and each failed probe doubles the
+    cool-down up to `max_cooldown_s`. Field names are hookpost_record's."""
+
+    failures: int
+    failure_ratio: float
+    window_s: float
+    min_requests: int
+    cooldown_s: float
+    max_cooldown_s: float
+
+    @classmethod
+    def from_env(cls) -> CircuitSettings:
+        settings = cls(
+            failures=_int("HOOKPOST_CIRCUIT_FAILURES", 10),
+            failure_ratio=_float("HOOKPOST_CIRCUIT_FAILURE_RATIO", 0.5),
+            window_s=_float("HOOKPOST_CIRCUIT_WINDOW_S", 60.0),
+            min_requests=_int("HOOKPOST_CIRCUIT_MIN_REQUESTS", 50),
+            cooldown_s=_float("HOOKPOST_CIRCUIT_COOLDOWN_S", 30.0),
+            max_cooldown_s=_float("HOOKPOST_CIRCUIT_MAX_COOLDOWN_S", 3600.0),
+        )
+        if settings.failures < 1 or not 0 < settings.failure_ratio <= 1:
+            raise ValueError(
+                "HOOKPOST_CIRCUIT_FAILURES must be at least 1 and"
+                " HOOKPOST_CIRCUIT_FAILURE_RATIO in (0, 1]"
+            )
+        return settings
+
+
+@dataclass(frozen=True)
 class DeliverySettings:
     """The deliver loop (HOOKPOST_DELIVERY_*) and the retry schedule (HOOKPOST_RETRY_*)."""
 
@@ -70,6 +102,10 @@ class DeliverySettings:
     retry_slow_s: float
     retry_slow_count: int
     retry_jitter: float
+    # The part of a loop's concurrency one subscription may hold, so that a slow receiver
+    # leaves slots for everyone else's fresh events.
+    subscription_share: float
+    circuit: CircuitSettings
 
     @classmethod
     def from_env(cls, on_lambda: bool) -> DeliverySettings:
@@ -90,6 +126,8 @@ class DeliverySettings:
             retry_slow_s=_float("HOOKPOST_RETRY_SLOW_S", 3600.0),
             retry_slow_count=_int("HOOKPOST_RETRY_SLOW_COUNT", 24),
             retry_jitter=_float("HOOKPOST_RETRY_JITTER", 0.2),
+            subscription_share=_float("HOOKPOST_DELIVERY_SUBSCRIPTION_SHARE", 0.5),
+            circuit=CircuitSettings.from_env(),
         )
 
 

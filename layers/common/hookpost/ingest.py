@@ -17,6 +17,7 @@ from hookpost.config import get_settings
 from hookpost.db import queries
 from hookpost.db.pool import connection
 from hookpost.ids import uuid7
+from hookpost.operational import RESERVED_PREFIX, is_reserved
 from hookpost.schemas import compile_schema, payload_errors
 
 FieldPrefix = Callable[[int], str]
@@ -104,16 +105,31 @@ def _read_types(
 
 def _check(events: list[EventIn], declared: dict[str, dict[str, Any]], prefix: FieldPrefix) -> None:
     errors = []
+    now = datetime.now(UTC)
     for index, event in enumerate(events):
         field = prefix(index) + "event_type"
         event_type = declared.get(event.event_type)
-        if event_type is None:
+        if is_reserved(event.event_type):
+            errors.append(
+                field_error(
+                    field,
+                    f"{RESERVED_PREFIX}* event types are reserved for Hookpost's operational"
+                    " events and cannot be sent",
+                )
+            )
+        elif event_type is None:
             errors.append(field_error(field, f"unknown event type {event.event_type!r}"))
         elif not event_type["active"]:
             errors.append(field_error(field, f"event type {event.event_type!r} is inactive"))
         elif event_type["validator"] is not None:
             for path, message in payload_errors(event_type["validator"], event.payload):
                 errors.append(field_error(prefix(index) + "payload" + path, message))
+        if event.expires_at is not None:
+            field = prefix(index) + "expires_at"
+            if event.expires_at <= now:
+                errors.append(field_error(field, "must be in the future"))
+            elif event.deliver_at is not None and event.expires_at <= event.deliver_at:
+                errors.append(field_error(field, "must be after deliver_at"))
     if errors:
         first = errors[0]
         raise Problem(
@@ -147,6 +163,9 @@ def _documents(
                 "labels": event.labels,
                 "occurred_at": event.occurred_at.isoformat() if event.occurred_at else now,
                 "type_version": declared[event.event_type]["updated_at"].isoformat(),
+                "ordering_key": event.ordering_key or event.event_type,
+                "deliver_at": event.deliver_at.isoformat() if event.deliver_at else None,
+                "expires_at": event.expires_at.isoformat() if event.expires_at else None,
             },
             separators=(",", ":"),
         )

@@ -62,3 +62,21 @@ def test_retry_creates_a_new_attempt_due_now(tenant):
     assert retry["trigger"] == "manual" and retry["try_number"] == 2
     assert retry["event_id"] == attempt["event_id"]
     assert tenant.post("/attempts/01a20000-0000-7000-8000-000000000000/retry").status_code == 404
+
+
+def test_expired_is_a_status_and_a_filter(tenant, database_url):
+    tenant.event_type()
+    tenant.subscription()
+    tenant.send()
+    tenant.send()
+    first, _ = tenant.get("/attempts").json()["data"]
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE attempts SET status = 'expired', finished_at = now() WHERE id = %s",
+            (first["id"],),
+        )
+    expired = tenant.get("/attempts", params={"status": "expired"})
+    assert expired.status_code == 200
+    assert [a["id"] for a in expired.json()["data"]] == [first["id"]]
+    assert tenant.get(f"/attempts/{first['id']}").json()["status"] == "expired"
+    assert len(tenant.get("/attempts", params={"status": "pending"}).json()["data"]) == 1

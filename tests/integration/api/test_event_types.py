@@ -56,3 +56,13 @@ def test_deleting_deactivates_and_events_of_it_are_refused(tenant):
 
 def test_deleting_an_unknown_type_is_404(tenant):
     assert tenant.delete("/event-types/never.declared").status_code == 404
+
+
+def test_hookpost_names_are_reserved(tenant):
+    for name in ("hookpost.circuit.opened", "hookpost.anything", "hookpost.a.b"):
+        response = tenant.post("/event-types", {"name": name})
+        assert response.status_code == 422, name
+        (error,) = response.json()["errors"]
+        assert error["field"] == "name" and "reserved" in error["message"]
+    assert tenant.get("/event-types").json()["data"] == []
+    assert tenant.post("/event-types", {"name": "hookpostal.sent"}).status_code == 201

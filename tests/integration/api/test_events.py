@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
 import psycopg
+from psycopg.rows import dict_row
 
 
 def count(database_url: str, table: str, application_id: str) -> int:
@@ -218,3 +221,163 @@ def test_a_schema_changed_elsewhere_applies_to_the_next_event(tenant, database_u
         )
     inactive = tenant.post("/events", {"event_type": "invoice.paid", "payload": {"amount": 1}})
     assert inactive.status_code == 422 and "inactive" in inactive.json()["detail"]
+
+
+# Ordering keys, deliver_at, expires_at, reserved types
+
+
+def attempt_rows(database_url: str, event_id: str) -> dict[str, dict]:
+    """The event's attempts in the database, by subscription id."""
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        rows = conn.execute(
+            "SELECT subscription_id::text, trigger, due_at, expires_at, ordering_key, created_at"
+            " FROM attempts WHERE event_id = %s ORDER BY id",
+            (event_id,),
+        ).fetchall()
+    return rows
+
+
+def test_deliver_at_expires_at_and_ordering_key_are_stored_and_shown(tenant, database_url):
+    tenant.event_type()
+    unordered = tenant.subscription()
+    ordered = tenant.subscription(ordering="per_key")
+    deliver_at = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    expires_at = deliver_at + timedelta(hours=1)
+    sent = tenant.send(
+        ordering_key="customer-7",
+        deliver_at=deliver_at.isoformat(),
+        expires_at=expires_at.astimezone(timezone(timedelta(hours=2))).isoformat(),
+    )
+    assert sent["attempts_created"] == 2
+    event = tenant.get(f"/events/{sent['id']}").json()
+    assert event["ordering_key"] == "customer-7"
+    assert event["deliver_at"] == deliver_at.isoformat().replace("+00:00", "Z")
+    assert event["expires_at"] == expires_at.isoformat().replace("+00:00", "Z")
+    assert [a["due_at"] for a in event["attempts"]] == [event["deliver_at"]] * 2
+    listed = tenant.get("/events").json()["data"][0]
+    assert (listed["ordering_key"], listed["deliver_at"]) == ("customer-7", event["deliver_at"])
+    rows = {row["subscription_id"]: row for row in attempt_rows(database_url, sent["id"])}
+    assert rows[unordered["id"]]["ordering_key"] is None
+    assert rows[ordered["id"]]["ordering_key"] == "customer-7"
+    for row in rows.values():
+        assert row["due_at"] == deliver_at and row["expires_at"] == expires_at
+    with psycopg.connect(database_url) as conn:
+        stored = conn.execute(
+            "SELECT ordering_key, deliver_at, expires_at FROM events WHERE id = %s",
+            (sent["id"],),
+        ).fetchone()
+    assert stored == ("customer-7", deliver_at, expires_at)
+
+
+def test_without_them_the_key_is_the_type_and_attempts_are_due_now(tenant, database_url):
+    tenant.event_type()
+    ordered = tenant.subscription(ordering="per_key")
+    sent = tenant.send()
+    event = tenant.get(f"/events/{sent['id']}").json()
+    assert (event["ordering_key"], event["deliver_at"], event["expires_at"]) == (
+        "invoice.paid",
+        None,
+        None,
+    )
+    (row,) = attempt_rows(database_url, sent["id"])
+    assert row["subscription_id"] == ordered["id"] and row["ordering_key"] == "invoice.paid"
+    assert row["due_at"] == row["created_at"] and row["expires_at"] is None
+    # a deliver_at in the past means now (kept on the event as given)
+    past = datetime(2020, 1, 1, tzinfo=UTC)
+    late = tenant.send(deliver_at=past.isoformat())
+    assert tenant.get(f"/events/{late['id']}").json()["deliver_at"] == "2020-01-01T00:00:00Z"
+    (row,) = attempt_rows(database_url, late["id"])
+    assert row["due_at"] == row["created_at"]
+
+
+def test_an_expiry_not_in_the_future_or_before_deliver_at_is_422(tenant, database_url):
+    tenant.event_type()
+    tenant.subscription()
+    now = datetime.now(UTC)
+    cases = [
+        ({"expires_at": (now - timedelta(seconds=1)).isoformat()}, "must be in the future"),
+        (
+            {
+                "deliver_at": (now + timedelta(hours=2)).isoformat(),
+                "expires_at": (now + timedelta(hours=1)).isoformat(),
+            },
+            "after deliver_at",
+        ),
+    ]
+    for fields, message in cases:
+        response = tenant.post("/events", {"event_type": "invoice.paid", "payload": {}, **fields})
+        assert response.status_code == 422, response.text
+        (error,) = response.json()["errors"]
+        assert error["field"] == "expires_at" and message in error["message"]
+    assert count(database_url, "events", tenant.id) == 0
+    events = [{"event_type": "invoice.paid", "payload": {}} for _ in range(5)]
+    events[3]["expires_at"] = "2020-01-01T00:00:00Z"
+    batch = tenant.post("/events/batch", {"events": events})
+    assert batch.status_code == 422
+    assert batch.json()["errors"][0]["field"] == "events[3].expires_at"
+    assert "events[3].expires_at" in batch.json()["detail"]
+    assert count(database_url, "events", tenant.id) == 0
+    assert count(database_url, "attempts", tenant.id) == 0
+    for bad in ("", "k" * 256):
+        response = tenant.post(
+            "/events", {"event_type": "invoice.paid", "payload": {}, "ordering_key": bad}
+        )
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["field"] == "ordering_key"
+    response = tenant.post(
+        "/events", {"event_type": "invoice.paid", "payload": {}, "deliver_at": "x"}
+    )
+    assert response.status_code == 422 and response.json()["errors"][0]["field"] == "deliver_at"
+
+
+def test_events_of_hookpost_types_are_refused(tenant, database_url):
+    tenant.event_type()
+    tenant.subscription()
+    for name in ("hookpost.circuit.opened", "hookpost.anything"):
+        response = tenant.post("/events", {"event_type": name, "payload": {}})
+        assert response.status_code == 422
+        (error,) = response.json()["errors"]
+        assert error["field"] == "event_type" and "reserved" in error["message"]
+    events = [
+        {"event_type": "invoice.paid", "payload": {}},
+        {"event_type": "hookpost.attempt.gave_up", "payload": {}},
+    ]
+    batch = tenant.post("/events/batch", {"events": events})
+    assert batch.status_code == 422
+    assert batch.json()["errors"][0]["field"] == "events[1].event_type"
+    assert count(database_url, "events", tenant.id) == 0
+
+
+def test_replays_and_retries_carry_the_key_and_never_expire(tenant, database_url):
+    tenant.event_type()
+    unordered = tenant.subscription()
+    ordered = tenant.subscription(ordering="per_key")
+    expires_at = (datetime.now(UTC) + timedelta(minutes=10)).isoformat()
+    sent = tenant.send(ordering_key="k-1", expires_at=expires_at)
+    assert tenant.post(f"/events/{sent['id']}/replay").json()["attempts_created"] == 2
+    (first,) = tenant.get(
+        "/attempts", params={"event_id": sent["id"], "subscription_id": ordered["id"]}
+    ).json()["data"][-1:]
+    assert tenant.post(f"/attempts/{first['id']}/retry").status_code == 202
+    rows = attempt_rows(database_url, sent["id"])
+    assert [
+        (r["trigger"], r["ordering_key"]) for r in rows if r["subscription_id"] == ordered["id"]
+    ] == [
+        ("event", "k-1"),
+        ("replay", "k-1"),
+        ("manual", "k-1"),
+    ]
+    assert {r["ordering_key"] for r in rows if r["subscription_id"] == unordered["id"]} == {None}
+    assert [r["expires_at"] is None for r in rows] == [False, False, True, True, True]
+
+
+def test_timestamps_that_cannot_be_read_back_are_refused(tenant, database_url):
+    tenant.event_type()
+    for field in ("occurred_at", "deliver_at", "expires_at"):
+        for value in ("9999-12-31T23:59:59-15:00", "0001-01-01T00:00:00+15:00"):
+            response = tenant.post(
+                "/events", {"event_type": "invoice.paid", "payload": {}, field: value}
+            )
+            assert response.status_code == 422, (field, value)
+            assert response.json()["errors"][0]["field"] == field
+    assert count(database_url, "events", tenant.id) == 0

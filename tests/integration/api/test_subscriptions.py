@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -151,3 +153,283 @@ def test_private_targets_are_refused_on_update_too(tenant, env):
 def test_public_targets_are_accepted_when_private_ones_are_refused(tenant, env):
     env(HOOKPOST_ALLOW_PRIVATE_TARGETS="false")
     assert tenant.subscription("https://93.184.216.34/hook")["url"] == "https://93.184.216.34/hook"
+
+
+# Delivery settings, health and operational event types
+
+HEALTHY = {
+    "circuit": "closed",
+    "open_since": None,
+    "probe_at": None,
+    "failure_streak": 0,
+    "paced_per_s": None,
+    "paused_until": None,
+    "recent": {"attempts": 0, "success_rate": None, "p50_ms": None},
+}
+
+
+def stored_settings(database_url: str, sub_id: str) -> tuple:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "SELECT rate_limit_per_s, max_in_flight, ordering FROM subscriptions WHERE id = %s",
+            (sub_id,),
+        ).fetchone()
+
+
+def test_delivery_settings_default_to_unlimited_and_unordered(tenant, database_url):
+    sub = tenant.subscription()
+    assert (sub["rate_limit_per_s"], sub["max_in_flight"], sub["ordering"]) == (None, None, "none")
+    assert stored_settings(database_url, sub["id"]) == (None, None, "none")
+
+
+def test_delivery_settings_round_trip(tenant, database_url):
+    sub = tenant.subscription(rate_limit_per_s=2.5, max_in_flight=10, ordering="per_key")
+    expected = {"rate_limit_per_s": 2.5, "max_in_flight": 10, "ordering": "per_key"}
+    assert {k: sub[k] for k in expected} == expected
+    shown = tenant.get(f"/subscriptions/{sub['id']}").json()
+    assert {k: shown[k] for k in expected} == expected
+    (listed,) = tenant.get("/subscriptions").json()["data"]
+    assert {k: listed[k] for k in expected} == expected
+    assert stored_settings(database_url, sub["id"]) == (2.5, 10, "per_key")
+    edges = tenant.subscription(rate_limit_per_s=10000, max_in_flight=1000)
+    assert (edges["rate_limit_per_s"], edges["max_in_flight"]) == (10000, 1000)
+    slow = tenant.subscription(rate_limit_per_s=0.01, max_in_flight=1)
+    assert (slow["rate_limit_per_s"], slow["max_in_flight"]) == (0.01, 1)
+
+
+BAD_SETTINGS = [
+    ("rate_limit_per_s", 0),
+    ("rate_limit_per_s", -1),
+    ("rate_limit_per_s", 10000.5),
+    ("rate_limit_per_s", "fast"),
+    ("max_in_flight", 0),
+    ("max_in_flight", 1001),
+    ("max_in_flight", 1.5),
+    ("ordering", "fifo"),
+    ("ordering", None),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), BAD_SETTINGS)
+def test_bad_delivery_settings_are_422_naming_the_field(tenant, field, value):
+    response = tenant.post(
+        "/subscriptions", {"url": "http://127.0.0.1:9/", "event_types": ["*"], field: value}
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+    assert tenant.get("/subscriptions").json()["data"] == []
+    sub = tenant.subscription()
+    patched = tenant.patch(f"/subscriptions/{sub['id']}", {field: value})
+    assert patched.status_code == 422, patched.text
+    assert [e["field"] for e in patched.json()["errors"]] == [field]
+    assert tenant.get(f"/subscriptions/{sub['id']}").json()["ordering"] == "none"
+
+
+def test_patch_sets_and_clears_the_limits(tenant, database_url):
+    sub = tenant.subscription(description="keep me")
+    path = f"/subscriptions/{sub['id']}"
+    set_ = tenant.patch(path, {"rate_limit_per_s": 50, "max_in_flight": 4}).json()
+    assert (set_["rate_limit_per_s"], set_["max_in_flight"], set_["ordering"]) == (50, 4, "none")
+    only_rate = tenant.patch(path, {"rate_limit_per_s": None}).json()
+    assert (only_rate["rate_limit_per_s"], only_rate["max_in_flight"]) == (None, 4)
+    cleared = tenant.patch(path, {"max_in_flight": None}).json()
+    assert (cleared["rate_limit_per_s"], cleared["max_in_flight"]) == (None, None)
+    assert cleared["description"] == "keep me" and cleared["health"] == HEALTHY
+    assert stored_settings(database_url, sub["id"]) == (None, None, "none")
+    ordered = tenant.patch(path, {"ordering": "per_key"}).json()
+    assert ordered["ordering"] == "per_key" and ordered["health"] == HEALTHY
+    assert stored_settings(database_url, sub["id"]) == (None, None, "per_key")
+    assert tenant.patch(path, {"ordering": None}).status_code == 422
+    assert (
+        tenant.patch(
+            "/subscriptions/01a20000-0000-7000-8000-000000000000", {"ordering": "none"}
+        ).status_code
+        == 404
+    )
+
+
+def test_a_new_subscription_is_healthy_in_every_answer(tenant):
+    sub = tenant.subscription()
+    assert sub["health"] == HEALTHY
+    path = f"/subscriptions/{sub['id']}"
+    assert tenant.get(path).json()["health"] == HEALTHY
+    assert tenant.get("/subscriptions").json()["data"][0]["health"] == HEALTHY
+    assert tenant.patch(path, {"description": "x"}).json()["health"] == HEALTHY
+    assert tenant.patch(path, {}).json()["health"] == HEALTHY
+    assert tenant.post(f"{path}/rotate-secret").json()["health"] == HEALTHY
+
+
+def test_health_shows_the_delivery_state(tenant, database_url):
+    sub = tenant.subscription()
+    opened = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    probe = datetime.now(UTC) + timedelta(minutes=5)
+    paused = datetime.now(UTC) + timedelta(minutes=1)
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE subscription_state SET circuit = 'open', opened_at = %s, probe_at = %s,"
+            " failure_streak = 7, pace_per_s = 2.5, paused_until = %s WHERE subscription_id = %s",
+            (opened, probe, paused, sub["id"]),
+        )
+    health = tenant.get(f"/subscriptions/{sub['id']}").json()["health"]
+    assert health["circuit"] == "open" and health["open_since"] == "2026-01-02T03:04:05Z"
+    assert datetime.fromisoformat(health["probe_at"]) == probe
+    assert datetime.fromisoformat(health["paused_until"]) == paused
+    assert health["failure_streak"] == 7 and health["paced_per_s"] == 2.5
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE subscription_state SET circuit = 'half_open', paused_until = now() - interval"
+            " '1 second' WHERE subscription_id = %s",
+            (sub["id"],),
+        )
+    half_open = tenant.get("/subscriptions").json()["data"][0]["health"]
+    assert half_open["circuit"] == "half_open"
+    assert half_open["open_since"] == "2026-01-02T03:04:05Z"
+    assert half_open["probe_at"] is None  # the probe is on its way
+    assert half_open["paused_until"] is None  # a pause that is over
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE subscription_state SET circuit = 'closed', failure_streak = 0,"
+            " pace_per_s = NULL WHERE subscription_id = %s",
+            (sub["id"],),
+        )
+    assert tenant.get(f"/subscriptions/{sub['id']}").json()["health"] == HEALTHY
+
+
+def test_recent_health_counts_the_last_100_finished_attempts(tenant, database_url):
+    tenant.event_type()
+    sub = tenant.subscription()
+    other = tenant.subscription()
+    event_id = tenant.send()["id"]  # one pending attempt each, not counted
+
+    def insert(status: str, count: int, elapsed_ms: int | None = None) -> None:
+        with psycopg.connect(database_url) as conn:
+            conn.execute(
+                "INSERT INTO attempts (application_id, event_id, subscription_id, status,"
+                " elapsed_ms, finished_at)"
+                " SELECT %s, %s, %s, %s, %s, now() FROM generate_series(1, %s)",
+                (tenant.id, event_id, sub["id"], status, elapsed_ms, count),
+            )
+        time.sleep(0.005)  # ids are time-ordered: later statements, later ids
+
+    insert("succeeded", 50, 999)  # older than the last 100: not counted
+    insert("succeeded", 30, 20)
+    insert("succeeded", 10, 40)
+    insert("failed", 40)
+    insert("gave_up", 20)
+    insert("in_flight", 5)
+    recent = tenant.get(f"/subscriptions/{sub['id']}").json()["health"]["recent"]
+    assert recent == {"attempts": 100, "success_rate": 0.4, "p50_ms": 20}
+    assert tenant.get(f"/subscriptions/{other['id']}").json()["health"] == HEALTHY
+    listed = {s["id"]: s["health"]["recent"] for s in tenant.get("/subscriptions").json()["data"]}
+    assert listed[sub["id"]] == recent and listed[other["id"]]["attempts"] == 0
+
+
+def attempt_keys(database_url: str, sub_id: str) -> list[tuple[str, str | None]]:
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT a.status::text, a.ordering_key FROM attempts a WHERE a.subscription_id = %s"
+            " ORDER BY a.id",
+            (sub_id,),
+        ).fetchall()
+    return rows
+
+
+def test_switching_to_per_key_gives_unfinished_attempts_their_event_key(tenant, database_url):
+    tenant.event_type("order.created")
+    tenant.event_type("order.paid")
+    sub = tenant.subscription()
+    bystander = tenant.subscription()
+    tenant.send("order.created", ordering_key="order-1")
+    tenant.send("order.paid")  # its key is its type
+    tenant.send("order.created", ordering_key="order-2")
+    tenant.send("order.created", ordering_key="order-3")
+    with psycopg.connect(database_url) as conn:
+        ids = [
+            row[0]
+            for row in conn.execute(
+                "SELECT id FROM attempts WHERE subscription_id = %s ORDER BY id", (sub["id"],)
+            )
+        ]
+        conn.execute("UPDATE attempts SET status = 'in_flight' WHERE id = %s", (ids[2],))
+        conn.execute(
+            "UPDATE attempts SET status = 'succeeded', finished_at = now() WHERE id = %s",
+            (ids[3],),
+        )
+    assert [key for _, key in attempt_keys(database_url, sub["id"])] == [None] * 4
+
+    assert tenant.patch(f"/subscriptions/{sub['id']}", {"ordering": "per_key"}).status_code == 200
+    assert attempt_keys(database_url, sub["id"]) == [
+        ("pending", "order-1"),
+        ("pending", "order.paid"),
+        ("in_flight", "order-2"),
+        ("succeeded", None),  # finished: left as it was
+    ]
+    assert [key for _, key in attempt_keys(database_url, bystander["id"])] == [None] * 4
+    tenant.send("order.created", ordering_key="order-4")  # fanned out with its key now
+    assert attempt_keys(database_url, sub["id"])[-1] == ("pending", "order-4")
+    assert attempt_keys(database_url, bystander["id"])[-1] == ("pending", None)
+
+    assert tenant.patch(f"/subscriptions/{sub['id']}", {"ordering": "none"}).status_code == 200
+    assert [key for _, key in attempt_keys(database_url, sub["id"])] == [None] * 5
+
+
+def test_operational_event_types_may_be_subscribed_to(tenant):
+    from hookpost.operational import OPERATIONAL_EVENT_TYPES
+
+    sub = tenant.subscription(event_types=["*", *OPERATIONAL_EVENT_TYPES])
+    assert sorted(sub["event_types"]) == sorted(["*", *OPERATIONAL_EVENT_TYPES])
+    assert set(OPERATIONAL_EVENT_TYPES) == {
+        "hookpost.subscription.disabled",
+        "hookpost.circuit.opened",
+        "hookpost.attempt.gave_up",
+    }
+    patched = tenant.patch(
+        f"/subscriptions/{sub['id']}", {"event_types": ["hookpost.circuit.opened"]}
+    )
+    assert patched.status_code == 200 and patched.json()["event_types"] == [
+        "hookpost.circuit.opened"
+    ]
+
+
+@pytest.mark.parametrize(
+    "name", ["hookpost.other", "hookpost.circuit", "hookpost.circuit.opened.x"]
+)
+def test_other_hookpost_names_are_refused_in_subscriptions(tenant, name):
+    response = tenant.post(
+        "/subscriptions", {"url": "http://127.0.0.1:9/", "event_types": ["a.b", name]}
+    )
+    assert response.status_code == 422
+    (error,) = response.json()["errors"]
+    assert error["field"] == "event_types[1]" and "reserved" in error["message"]
+    sub = tenant.subscription()
+    patched = tenant.patch(f"/subscriptions/{sub['id']}", {"event_types": [name]})
+    assert patched.status_code == 422
+    assert patched.json()["errors"][0]["field"] == "event_types[0]"
+
+
+def test_an_ordering_change_caught_in_a_deadlock_is_tried_again(tenant, database_url):
+    # A deliver copy recording an outcome holds the attempt, then wants the subscription (a
+    # 410 disables it), while the PATCH holds the subscription and wants the attempt.
+    tenant.event_type()
+    sub = tenant.subscription()
+    tenant.send(ordering_key="k")
+    result: dict[str, object] = {}
+    with psycopg.connect(database_url) as recorder:
+        recorder.execute(
+            "UPDATE attempts SET status = 'in_flight' WHERE subscription_id = %s", (sub["id"],)
+        )
+        patch = threading.Thread(
+            target=lambda: result.update(
+                response=tenant.patch(f"/subscriptions/{sub['id']}", {"ordering": "per_key"})
+            )
+        )
+        patch.start()
+        time.sleep(0.3)  # the PATCH now waits for the attempt
+        recorder.execute(
+            "UPDATE subscriptions SET updated_at = now() WHERE id = %s", (sub["id"],)
+        )  # PostgreSQL breaks the cycle by failing the PATCH's transaction
+        recorder.commit()
+        patch.join(10)
+    assert result["response"].status_code == 200, result["response"].text
+    assert attempt_keys(database_url, sub["id"]) == [("in_flight", "k")]

@@ -1,57 +1,101 @@
-"""Claims and leases at the statement level: the plan, lease recovery, and which claim may
-record an outcome."""
+"""Claims and leases at the statement level: fair shares under a backlog, held subscriptions,
+lease recovery, and which claim may record an outcome."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections import Counter
 
-from hookpost.db import queries
+import pytest
+
+from hookpost.config import CircuitSettings
 from hookpost.db.pool import connection
 from hookpost.delivery import claims, recover_expired_leases
 from support_delivery import delivering
 from support_process import wait_for
 
-
-def nodes(plan: dict) -> Iterator[dict]:
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from nodes(child)
+CIRCUIT = CircuitSettings.from_env()
 
 
-def test_the_claim_reads_the_partial_index_under_a_backlog(tenant, subscribed):
-    sent = tenant.send()
+def only_these_ready(conn, *subscription_ids: str) -> None:
+    """Other tests' subscriptions out of the claim queue, for this transaction. Call it once every
+    request through the API is made: its row locks would hold up an ingest's."""
+    conn.execute(
+        "UPDATE subscription_state SET ready_at = NULL WHERE NOT subscription_id = ANY(%(ids)s)",
+        {"ids": list(subscription_ids)},
+    )
+
+
+def backlog(conn, subscription_id: str, event: dict, tenant, count: int) -> None:
+    """`count` due attempts of one event to one subscription, the oldest an hour old."""
+    conn.execute(
+        "INSERT INTO attempts (application_id, event_id, subscription_id, due_at)"
+        " SELECT %(app)s, %(event)s, %(sub)s, now() - interval '1 hour' + n * interval '1 ms'"
+        " FROM generate_series(1, %(count)s) AS n",
+        {"app": tenant.id, "event": event["id"], "sub": subscription_id, "count": count},
+    )
+
+
+@pytest.fixture
+def other(other_tenant) -> dict:
+    other_tenant.event_type("invoice.paid")
+    return other_tenant.subscription()
+
+
+def test_a_backlog_takes_its_share_and_a_fresh_event_goes_in_the_same_claim(
+    tenant, other_tenant, subscribed, other
+):
+    seed, fresh = tenant.send(), other_tenant.send()
     with connection() as conn, conn.transaction(force_rollback=True):
-        # A large backlog of due attempts, gone again at the end of the test.
+        only_these_ready(conn, subscribed["id"], other["id"])
+        backlog(conn, subscribed["id"], seed, tenant, 20_000)
+        claimed = claims.claim(conn, uuid.uuid4(), 100, 60.0).attempts
+        by_subscription = Counter(str(row["subscription_id"]) for row in claimed)
+        # The fresh event is not queued behind 20,000 older attempts; the backlog has the rest.
+        assert fresh["id"] in {str(row["event_id"]) for row in claimed}
+        assert by_subscription == {other["id"]: 1, subscribed["id"]: 99}
+
+
+def test_a_held_backlog_costs_the_claim_nothing(tenant, other_tenant, subscribed, other):
+    seed, fresh = tenant.send(), other_tenant.send()
+    with connection() as conn, conn.transaction(force_rollback=True):
+        only_these_ready(conn, subscribed["id"], other["id"])
+        backlog(conn, subscribed["id"], seed, tenant, 20_000)
         conn.execute(
-            "INSERT INTO attempts (application_id, event_id, subscription_id, due_at)"
-            " SELECT %(app)s, %(event)s, %(sub)s, now() - n * interval '1 ms'"
-            " FROM generate_series(1, 20000) AS n",
-            {"app": tenant.id, "event": sent["id"], "sub": subscribed["id"]},
+            "UPDATE subscription_state SET circuit = 'open', opened_at = now(),"
+            " probe_at = now() + interval '1 minute' WHERE subscription_id = %(id)s",
+            {"id": subscribed["id"]},
         )
-        conn.execute("ANALYZE attempts")
-        plan = conn.execute(
-            "EXPLAIN (FORMAT JSON) " + queries.DELIVERY_CLAIM,
-            {"claim_id": uuid.uuid4(), "limit": 100, "lease_s": 60.0},
+        claimed = claims.claim(conn, uuid.uuid4(), 100, 60.0)
+        assert [str(row["event_id"]) for row in claimed.attempts] == [fresh["id"]]
+        # The open circuit's subscription is not looked at again before its probe is due.
+        state = conn.execute(
+            "SELECT ready_at, probe_at FROM subscription_state WHERE subscription_id = %(id)s",
+            {"id": subscribed["id"]},
         ).fetchone()
-    plan_nodes = list(nodes(plan["QUERY PLAN"][0]["Plan"]))
-    scans = {(node["Node Type"], node.get("Index Name")) for node in plan_nodes}
-    # Due order straight from the partial index, locked as it is read: nothing sorted.
-    assert ("Index Scan", "attempts_pending_due_idx") in scans
-    assert ("LockRows", None) in scans
-    assert ("Sort", None) not in scans
-    # The claimed rows are then updated through the primary key: no scan of the table.
-    assert ("Index Scan", "attempts_pkey") in scans
-    assert not [
-        n for n in plan_nodes if n["Node Type"] == "Seq Scan" and n["Relation Name"] == "attempts"
-    ]
+        assert state["ready_at"] == state["probe_at"]
+        assert claims.claim(conn, uuid.uuid4(), 100, 60.0).attempts == []
+
+
+def test_a_loop_holds_at_most_its_share_of_one_subscription(tenant, subscribed):
+    seed = tenant.send()
+    with connection() as conn, conn.transaction(force_rollback=True):
+        only_these_ready(conn, subscribed["id"])
+        backlog(conn, subscribed["id"], seed, tenant, 100)
+        sub = uuid.UUID(subscribed["id"])
+        first = claims.claim(conn, uuid.uuid4(), 100, 60.0, share=50, holding={}).attempts
+        assert len(first) == 50
+        again = claims.claim(conn, uuid.uuid4(), 50, 60.0, share=50, holding={sub: 50})
+        assert again.attempts == []
+        # Ready, but the loop must wait for an answer, not the clock.
+        assert again.next_ready_s == 0
 
 
 def test_an_expired_lease_returns_the_attempt_to_be_delivered(tenant, subscribed, receiver):
     sent = tenant.send()
     with connection() as conn:
         # A worker that claimed it and died: its lease is already over.
-        claimed = claims.claim(conn, uuid.uuid4(), 10_000, 0.0)
+        claimed = claims.claim(conn, uuid.uuid4(), 10_000, 0.0).attempts
         assert sent["id"] in {str(row["event_id"]) for row in claimed}
         assert recover_expired_leases(conn) >= 1
     (attempt,) = tenant.get(f"/events/{sent['id']}").json()["attempts"]
@@ -72,6 +116,10 @@ def outcome(attempt_id: uuid.UUID, claim_id: uuid.UUID) -> dict:
         "error": None,
         "retry_in_s": None,
         "disable": False,
+        "ord": 1,
+        "failure": False,
+        "throttled": False,
+        "pause_s": None,
     }
 
 
@@ -81,15 +129,15 @@ def test_only_the_claim_holding_an_attempt_records_it(tenant, subscribed):
     with connection() as conn:
         (attempt,) = [
             row
-            for row in claims.claim(conn, dead, 10_000, 0.0)
+            for row in claims.claim(conn, dead, 10_000, 0.0).attempts
             if str(row["event_id"]) == sent["id"]
         ]
         recover_expired_leases(conn)
-        claimed_again = claims.claim(conn, alive, 10_000, 60.0)
+        claimed_again = claims.claim(conn, alive, 10_000, 60.0).attempts
         assert attempt["id"] in {row["id"] for row in claimed_again}
         # The dead worker's late result no longer counts; the live claim's does.
-        assert claims.record(conn, [outcome(attempt["id"], dead)]) == {}
-        assert claims.record(conn, [outcome(attempt["id"], alive)]) == {"succeeded": 1}
+        assert claims.record(conn, [outcome(attempt["id"], dead)], CIRCUIT) == {}
+        assert claims.record(conn, [outcome(attempt["id"], alive)], CIRCUIT) == {"succeeded": 1}
         others = [row["id"] for row in claimed_again if row["id"] != attempt["id"]]
         # Hand the rest back, as a stopping worker would.
         assert claims.release(conn, [alive], others) == len(others)

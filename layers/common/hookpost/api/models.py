@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 
+from hookpost.operational import OPERATIONAL_EVENT_TYPES
 from hookpost.timestamps import rfc3339
 
 EVENT_TYPE_PATTERN = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
@@ -17,7 +18,13 @@ EVENT_TYPE_NAME_RE = re.compile(EVENT_TYPE_PATTERN)
 
 def _utc(value: datetime) -> datetime:
     # A timestamp without an offset is read as UTC rather than refused.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    value = value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        # One whose UTC form falls outside years 1..9999 would be stored but never read back.
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("must fall between the years 1 and 9999 in UTC") from None
+    return value
 
 
 Timestamp = Annotated[datetime, PlainSerializer(rfc3339, return_type=str)]
@@ -113,32 +120,103 @@ class EventTypePage(Page):
 
 # Subscriptions
 
+_OPERATIONAL_NAMES = ", ".join(f"`{name}`" for name in OPERATIONAL_EVENT_TYPES)
+EVENT_TYPES_DESCRIPTION = (
+    "event type names, or `*` for all of the application's own types; also any of Hookpost's"
+    f" operational event types ({_OPERATIONAL_NAMES}), which `*` does not match"
+)
+RATE_LIMIT_DESCRIPTION = (
+    "most requests per second sent to this subscription, across every deliver copy"
+    " (0 < rate <= 10000; fractions allowed); null: unlimited"
+)
+MAX_IN_FLIGHT_DESCRIPTION = (
+    "most requests to this subscription on the wire at once (1..1000); null: unlimited"
+)
+ORDERING_DESCRIPTION = (
+    "`none`: attempts go out in any order; `per_key`: the events of one `ordering_key` are"
+    " delivered one at a time, in the order they were accepted"
+)
+
+RateLimit = Annotated[float, Field(gt=0, le=10000, allow_inf_nan=False)]
+MaxInFlight = Annotated[int, Field(ge=1, le=1000)]
+Ordering = Literal["none", "per_key"]
+SubscriptionEventTypes = list[Annotated[str, Field(min_length=1, max_length=200)]]
+
 
 class SubscriptionIn(Strict):
     url: str = Field(min_length=1, max_length=2048)
-    event_types: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
-        min_length=1, max_length=100, description="event type names, or `*` for all"
+    event_types: SubscriptionEventTypes = Field(
+        min_length=1, max_length=100, description=EVENT_TYPES_DESCRIPTION
     )
     labels: StringMap = Field(default_factory=dict)
     headers: StringMap = Field(default_factory=dict)
     description: str | None = Field(None, max_length=2000)
     enabled: bool = True
     secret: str | None = Field(None, description="`whsec_` + base64 of 24-64 bytes")
+    rate_limit_per_s: RateLimit | None = Field(None, description=RATE_LIMIT_DESCRIPTION)
+    max_in_flight: MaxInFlight | None = Field(None, description=MAX_IN_FLIGHT_DESCRIPTION)
+    ordering: Ordering = Field("none", description=ORDERING_DESCRIPTION)
 
 
 class SubscriptionPatch(Strict):
     url: str | None = Field(None, min_length=1, max_length=2048)
-    event_types: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
-        None, min_length=1, max_length=100
+    event_types: SubscriptionEventTypes | None = Field(
+        None, min_length=1, max_length=100, description=EVENT_TYPES_DESCRIPTION
     )
     labels: StringMap | None = None
     headers: StringMap | None = None
     description: str | None = Field(None, max_length=2000)
     enabled: bool | None = None
+    rate_limit_per_s: RateLimit | None = Field(
+        None, description=RATE_LIMIT_DESCRIPTION + "; here null clears a limit set before"
+    )
+    max_in_flight: MaxInFlight | None = Field(
+        None, description=MAX_IN_FLIGHT_DESCRIPTION + "; here null clears a limit set before"
+    )
+    ordering: Ordering | None = Field(
+        None,
+        description=ORDERING_DESCRIPTION + ". A change applies to the attempts not yet finished"
+        " as well",
+    )
 
 
 class RotateSecretIn(Strict):
     secret: str | None = None
+
+
+class RecentDeliveries(BaseModel):
+    attempts: int = Field(
+        description="how many of the subscription's last 100 finished attempts (succeeded,"
+        " failed or gave_up) there are"
+    )
+    success_rate: float | None = Field(
+        description="the share of those that succeeded, 0..1; null without any"
+    )
+    p50_ms: int | None = Field(
+        description="median response time of the succeeded ones among them; null without any"
+    )
+
+
+class SubscriptionHealth(BaseModel):
+    circuit: Literal["closed", "open", "half_open"] = Field(
+        description="`closed`: sending normally; `open`: the endpoint kept failing and nothing"
+        " is sent to it but a probe at `probe_at`; `half_open`: a probe is on its way"
+    )
+    open_since: Timestamp | None = Field(
+        description="when the circuit opened; null while it is closed"
+    )
+    probe_at: Timestamp | None = Field(
+        description="when an open circuit's next probe goes out; null otherwise"
+    )
+    failure_streak: int = Field(description="tries failed in a row since the last success")
+    paced_per_s: float | None = Field(
+        description="the rate sends are slowed to after the receiver answered 429; null: not slowed"
+    )
+    paused_until: Timestamp | None = Field(
+        description="nothing is sent before this time (the receiver's Retry-After); null: not"
+        " paused"
+    )
+    recent: RecentDeliveries = Field(description="the last 100 finished attempts")
 
 
 class Subscription(BaseModel):
@@ -150,6 +228,10 @@ class Subscription(BaseModel):
     description: str | None
     enabled: bool
     disabled_reason: str | None
+    rate_limit_per_s: float | None = Field(description=RATE_LIMIT_DESCRIPTION)
+    max_in_flight: int | None = Field(description=MAX_IN_FLIGHT_DESCRIPTION)
+    ordering: Ordering = Field(description=ORDERING_DESCRIPTION)
+    health: SubscriptionHealth = Field(description="what delivery currently knows of the endpoint")
     created_at: Timestamp
     updated_at: Timestamp
 
@@ -165,6 +247,18 @@ class SubscriptionPage(Page):
 # Events
 
 
+ORDERING_KEY_DESCRIPTION = (
+    "what orders delivery to subscriptions with `ordering: per_key`: the events of one key go"
+    " to such a subscription one at a time, in the order they were accepted; the event type"
+    " when not given"
+)
+DELIVER_AT_DESCRIPTION = "send no earlier than this; a past time (or none) means now"
+EXPIRES_AT_DESCRIPTION = (
+    "attempts not sent by this time end as `expired` instead of being sent; must be in the"
+    " future and after `deliver_at`. Replays and manual retries are sent even after it"
+)
+
+
 class EventIn(Strict):
     event_type: EventTypeName
     payload: Any = Field(description="any JSON value; checked against the type's schema")
@@ -173,6 +267,11 @@ class EventIn(Strict):
     )
     labels: StringMap = Field(default_factory=dict)
     occurred_at: InputTimestamp | None = None
+    ordering_key: str | None = Field(
+        None, min_length=1, max_length=255, description=ORDERING_KEY_DESCRIPTION
+    )
+    deliver_at: InputTimestamp | None = Field(None, description=DELIVER_AT_DESCRIPTION)
+    expires_at: InputTimestamp | None = Field(None, description=EXPIRES_AT_DESCRIPTION)
 
 
 class EventBatchIn(Strict):
@@ -198,6 +297,9 @@ class Event(BaseModel):
     payload: Any
     labels: dict[str, str]
     occurred_at: Timestamp
+    ordering_key: str = Field(description=ORDERING_KEY_DESCRIPTION)
+    deliver_at: Timestamp | None = Field(description=DELIVER_AT_DESCRIPTION)
+    expires_at: Timestamp | None = Field(description=EXPIRES_AT_DESCRIPTION)
     created_at: Timestamp
     attempts_created: int
 
@@ -218,7 +320,8 @@ class Replayed(BaseModel):
 
 # Attempts
 
-AttemptStatus = Literal["pending", "in_flight", "succeeded", "failed", "gave_up"]
+# `expired`: not sent before its event's expires_at.
+AttemptStatus = Literal["pending", "in_flight", "succeeded", "failed", "gave_up", "expired"]
 
 
 class AttemptResponse(BaseModel):

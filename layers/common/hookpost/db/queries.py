@@ -92,37 +92,102 @@ WHERE application_id = %(application_id)s AND name = ANY(%(names)s)
 
 SUBSCRIPTION_COLUMNS = (
     "id, url, event_types, labels, headers, description, enabled, disabled_reason, secret,"
-    " created_at, updated_at"
+    " rate_limit_per_s, max_in_flight, ordering, created_at, updated_at"
 )
 
-SUBSCRIPTION_INSERT = f"""
-INSERT INTO subscriptions
-    (application_id, url, event_types, labels, headers, description, enabled, secret)
-VALUES (%(application_id)s, %(url)s, %(event_types)s, %(labels)s, %(headers)s, %(description)s,
-        %(enabled)s, %(secret)s)
-RETURNING {SUBSCRIPTION_COLUMNS}
-"""
 
-SUBSCRIPTION_GET = f"""
+def subscription_view(source: str, order: str = "") -> str:
+    """A statement answering subscriptions as the API shows them: the rows of `source` (a
+    statement returning SUBSCRIPTION_COLUMNS: a SELECT, or an INSERT/UPDATE ... RETURNING) with
+    their health, in the same round trip. The state row of a subscription inserted by `source`
+    is not visible yet (its trigger writes it in the same statement), hence the defaults.
+    `recent` reads the last 100 finished attempts through attempts_subscription_finished_idx.
+    Its subscription_id is bounded by a range, not `=`: an equality would make the first sort
+    column redundant, and the planner would then often walk the whole primary key backwards,
+    filtering (the whole table, for a quiet subscription), instead of this subscription's part
+    of the index."""
+    return f"""
+WITH s AS ({source})
+SELECT s.*,
+       coalesce(st.circuit, 'closed') AS circuit,
+       CASE WHEN st.circuit <> 'closed' THEN st.opened_at END AS open_since,
+       CASE WHEN st.circuit = 'open' THEN st.probe_at END AS probe_at,
+       coalesce(st.failure_streak, 0) AS failure_streak,
+       st.pace_per_s AS paced_per_s,
+       CASE WHEN st.paused_until > now() THEN st.paused_until END AS paused_until,
+       recent.attempts AS recent_attempts, recent.success_rate AS recent_success_rate,
+       recent.p50_ms AS recent_p50_ms
+FROM s
+LEFT JOIN subscription_state st ON st.subscription_id = s.id
+LEFT JOIN LATERAL (
+    SELECT count(*) AS attempts,
+           (avg((f.status = 'succeeded')::integer))::double precision AS success_rate,
+           percentile_disc(0.5) WITHIN GROUP (ORDER BY f.elapsed_ms)
+               FILTER (WHERE f.status = 'succeeded') AS p50_ms
+    FROM (SELECT a.status, a.elapsed_ms FROM attempts a
+          WHERE a.subscription_id >= s.id AND a.subscription_id <= s.id
+            AND a.status IN ('succeeded', 'failed', 'gave_up')
+          ORDER BY a.subscription_id DESC, a.id DESC LIMIT 100) AS f
+) AS recent ON true
+{order}"""
+
+
+SUBSCRIPTION_INSERT = subscription_view(f"""
+INSERT INTO subscriptions
+    (application_id, url, event_types, labels, headers, description, enabled, secret,
+     rate_limit_per_s, max_in_flight, ordering)
+VALUES (%(application_id)s, %(url)s, %(event_types)s, %(labels)s, %(headers)s, %(description)s,
+        %(enabled)s, %(secret)s, %(rate_limit_per_s)s, %(max_in_flight)s, %(ordering)s)
+RETURNING {SUBSCRIPTION_COLUMNS}
+""")
+
+SUBSCRIPTION_GET = subscription_view(f"""
 SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions
 WHERE id = %(id)s AND application_id = %(application_id)s
+""")
+
+SUBSCRIPTION_LIST = subscription_view(
+    f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions {{where}} ORDER BY id DESC LIMIT %(limit)s",
+    order="ORDER BY s.id DESC",
+)
+
+# A PATCH that changes `ordering` first locks the row FOR UPDATE: that waits out the ingests,
+# replays and retries still storing attempts for it (they hold KEY SHARE locks on it until they
+# commit) and makes those that start meanwhile wait, then read the new setting (their locking
+# read of the subscription sees the committed row). So the backfill below, run after the
+# update in the same transaction, finds every attempt fanned out under the old setting.
+SUBSCRIPTION_LOCK = """
+SELECT ordering FROM subscriptions
+WHERE id = %(id)s AND application_id = %(application_id)s FOR UPDATE
 """
 
-SUBSCRIPTION_LIST = f"""
-SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions {{where}} ORDER BY id DESC LIMIT %(limit)s
+# The attempts of one subscription not finished yet take the ordering key its new `ordering`
+# gives them (the event's key for per_key, none otherwise). The OR (not IN) lets the planner
+# combine partial indexes of pending and of in-flight attempts in a BitmapOr. It runs in the
+# PATCH's request: its cost grows with the subscription's backlog.
+SUBSCRIPTION_ORDERING_BACKFILL = """
+UPDATE attempts a
+SET ordering_key = k.ordering_key
+FROM events e
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN %(ordering)s = 'per_key' THEN coalesce(e.ordering_key, e.event_type) END
+        AS ordering_key
+) AS k
+WHERE a.subscription_id = %(id)s AND (a.status = 'pending' OR a.status = 'in_flight')
+  AND e.id = a.event_id AND a.ordering_key IS DISTINCT FROM k.ordering_key
 """
 
 SUBSCRIPTION_DELETE = """
 DELETE FROM subscriptions WHERE id = %(id)s AND application_id = %(application_id)s RETURNING id
 """
 
-SUBSCRIPTION_ROTATE_SECRET = f"""
+SUBSCRIPTION_ROTATE_SECRET = subscription_view(f"""
 UPDATE subscriptions
 SET previous_secret = secret, previous_secret_expires_at = now() + interval '24 hours',
     secret = %(secret)s, updated_at = now()
 WHERE id = %(id)s AND application_id = %(application_id)s
 RETURNING {SUBSCRIPTION_COLUMNS}
-"""
+""")
 
 SUBSCRIPTIONS_ENABLED_AMONG = """
 SELECT id FROM subscriptions
@@ -136,11 +201,17 @@ WHERE application_id = %(application_id)s AND enabled AND id = ANY(%(ids)s)
 # back by EVENTS_BY_KEY). A row with `stale` true says the caller's event types were out of
 # date and nothing was stored. When attempts were created it NOTIFYs hookpost_attempts (sent on
 # commit, once) to wake the deliver loops that LISTEN; `woken` is joined so that it runs.
+# Attempts are due at the event's deliver_at (now when absent or past), expire with it, and
+# carry its ordering key when their subscription orders per key. The candidate subscriptions
+# are read with KEY SHARE locks (the same lock the attempts' foreign keys take anyway): a PATCH
+# of `ordering` (SUBSCRIPTION_LOCK) then waits for this statement's transaction, or this
+# statement waits for it and reads the setting it committed.
 EVENTS_INGEST = """
 WITH input AS MATERIALIZED (
     SELECT * FROM jsonb_to_recordset(%(events)s::jsonb) AS t(
         ord integer, id uuid, event_id text, event_type text, payload jsonb, labels jsonb,
-        occurred_at timestamptz, type_version timestamptz)
+        occurred_at timestamptz, type_version timestamptz, ordering_key text,
+        deliver_at timestamptz, expires_at timestamptz)
 ),
 -- The caller validated payloads against event types it may have cached: if any is gone,
 -- inactive or changed since (another version), nothing is stored and it asks again.
@@ -149,26 +220,34 @@ stale AS MATERIALIZED (
     LEFT JOIN event_types t ON t.application_id = %(application_id)s AND t.name = i.event_type
     WHERE t.name IS NULL OR NOT t.active OR t.updated_at IS DISTINCT FROM i.type_version
 ),
+candidates AS MATERIALIZED (
+    SELECT s.id, s.event_types, s.labels, s.ordering
+    FROM subscriptions s
+    WHERE s.application_id = %(application_id)s AND s.enabled
+      AND s.event_types && ((SELECT array_agg(DISTINCT event_type) FROM input) || '*'::text)
+    FOR KEY SHARE OF s
+),
 matched AS MATERIALIZED (
-    SELECT i.ord, s.id AS subscription_id
+    SELECT i.ord, s.id AS subscription_id, s.ordering
     FROM input i
-    JOIN subscriptions s
-      ON s.application_id = %(application_id)s AND s.enabled
-     AND s.event_types && ARRAY[i.event_type, '*']
-     AND i.labels @> s.labels
+    JOIN candidates s ON s.event_types && ARRAY[i.event_type, '*'] AND i.labels @> s.labels
 ),
 inserted AS (
     INSERT INTO events
-        (id, application_id, event_id, event_type, payload, labels, occurred_at, attempts_created)
+        (id, application_id, event_id, event_type, payload, labels, occurred_at, attempts_created,
+         ordering_key, deliver_at, expires_at)
     SELECT i.id, %(application_id)s, i.event_id, i.event_type, i.payload, i.labels, i.occurred_at,
-           (SELECT count(*) FROM matched m WHERE m.ord = i.ord)
+           (SELECT count(*) FROM matched m WHERE m.ord = i.ord),
+           i.ordering_key, i.deliver_at, i.expires_at
     FROM input i WHERE (SELECT types FROM stale) = 0 ORDER BY i.ord
     ON CONFLICT ON CONSTRAINT events_idempotency_key DO NOTHING
     RETURNING id, event_id, event_type, attempts_created
 ),
 fanned_out AS (
-    INSERT INTO attempts (application_id, event_id, subscription_id)
-    SELECT %(application_id)s, ins.id, m.subscription_id
+    INSERT INTO attempts
+        (application_id, event_id, subscription_id, due_at, expires_at, ordering_key)
+    SELECT %(application_id)s, ins.id, m.subscription_id, greatest(i.deliver_at, now()),
+           i.expires_at, CASE WHEN m.ordering = 'per_key' THEN i.ordering_key END
     FROM inserted ins JOIN input i ON i.id = ins.id JOIN matched m ON m.ord = i.ord
     RETURNING 1
 ),
@@ -186,8 +265,11 @@ SELECT id, event_id, event_type, attempts_created FROM events
 WHERE application_id = %(application_id)s AND event_id = ANY(%(event_ids)s)
 """
 
+# Events stored before ordering keys existed have none: theirs is their type.
 _EVENT_COLUMNS = (
-    "id, event_id, event_type, payload, labels, occurred_at, created_at, attempts_created"
+    "id, event_id, event_type, payload, labels, occurred_at,"
+    " coalesce(ordering_key, event_type) AS ordering_key, deliver_at, expires_at, created_at,"
+    " attempts_created"
 )
 
 EVENT_GET = f"""
@@ -198,18 +280,25 @@ EVENT_LIST = f"""
 SELECT {_EVENT_COLUMNS} FROM events {{where}} ORDER BY id DESC LIMIT %(limit)s
 """
 
-# Replays go to the given subscriptions, or to every enabled one the event matches today.
+# Replays go to the given subscriptions, or to every enabled one the event matches today (`*`
+# matches no operational `hookpost.` type). They are due now and never expire; per_key
+# subscriptions get the event's ordering key. The subscriptions are locked as in EVENTS_INGEST.
 # NOTIFY wakes the deliver loops, as in EVENTS_INGEST.
 EVENT_REPLAY = """
 WITH created AS (
-    INSERT INTO attempts (application_id, event_id, subscription_id, trigger)
-    SELECT e.application_id, e.id, s.id, 'replay'
+    INSERT INTO attempts (application_id, event_id, subscription_id, trigger, ordering_key)
+    SELECT e.application_id, e.id, s.id, 'replay',
+           CASE WHEN s.ordering = 'per_key' THEN coalesce(e.ordering_key, e.event_type) END
     FROM events e
     JOIN subscriptions s ON s.application_id = e.application_id AND s.enabled
     WHERE e.id = %(id)s AND e.application_id = %(application_id)s
       AND CASE WHEN %(subscription_ids)s::uuid[] IS NULL
-               THEN s.event_types && ARRAY[e.event_type, '*'] AND e.labels @> s.labels
+               THEN s.event_types && CASE WHEN starts_with(e.event_type, 'hookpost.')
+                                          THEN ARRAY[e.event_type]
+                                          ELSE ARRAY[e.event_type, '*'] END
+                    AND e.labels @> s.labels
                ELSE s.id = ANY(%(subscription_ids)s::uuid[]) END
+    FOR KEY SHARE OF s
     RETURNING id
 ),
 woken AS MATERIALIZED (
@@ -238,16 +327,23 @@ ATTEMPTS_OF_EVENT = f"""
 SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE event_id = %(event_id)s ORDER BY id
 """
 
-# A manual retry is one more try of the same event to the same subscription, due now; NOTIFY
-# wakes the deliver loops, as in EVENTS_INGEST.
+# A manual retry is one more try of the same event to the same subscription, due now and never
+# expiring, with the event's ordering key when the subscription orders per key (locked as in
+# EVENTS_INGEST); NOTIFY wakes the deliver loops, as in EVENTS_INGEST.
 ATTEMPT_RETRY = f"""
 WITH created AS (
-    INSERT INTO attempts (application_id, event_id, subscription_id, try_number, trigger)
+    INSERT INTO attempts
+        (application_id, event_id, subscription_id, try_number, trigger, ordering_key)
     SELECT a.application_id, a.event_id, a.subscription_id,
            (SELECT max(try_number) + 1 FROM attempts p
             WHERE p.event_id = a.event_id AND p.subscription_id = a.subscription_id),
-           'manual'
-    FROM attempts a WHERE a.id = %(id)s AND a.application_id = %(application_id)s
+           'manual',
+           CASE WHEN s.ordering = 'per_key' THEN coalesce(e.ordering_key, e.event_type) END
+    FROM attempts a
+    JOIN subscriptions s ON s.id = a.subscription_id
+    JOIN events e ON e.id = a.event_id
+    WHERE a.id = %(id)s AND a.application_id = %(application_id)s
+    FOR KEY SHARE OF s
     RETURNING {_ATTEMPT_COLUMNS}
 ),
 woken AS MATERIALIZED (SELECT pg_notify('hookpost_attempts', '') FROM created)
@@ -277,6 +373,12 @@ def listing(template: str, params: dict[str, object]) -> str:
     return template.format(where=where)
 
 
+def subscription_update(columns: list[str]) -> sql.Composed:
+    """The PATCH of a subscription's given columns, answering it as subscription_view does."""
+    source = update_statement("subscriptions", columns, SUBSCRIPTION_COLUMNS)
+    return sql.SQL(subscription_view("{source}")).format(source=source)
+
+
 def update_statement(table: str, columns: list[str], returning: str) -> sql.Composed:
     """`UPDATE table SET col = %(col)s, ...` for the given columns, scoped to one row."""
     assignments = sql.SQL(", ").join(
@@ -292,82 +394,40 @@ def update_statement(table: str, columns: list[str], returning: str) -> sql.Comp
 
 # Delivery
 
-# Claims a batch of due attempts for one claim id and leases them, in one short statement. The
-# MATERIALIZED CTE fences LIMIT (inlined, the planner may lock and update more rows than asked);
-# SKIP LOCKED lets any number of workers claim side by side without waiting on each other; the
-# partial index attempts_pending_due_idx serves `status = 'pending' ORDER BY due_at` directly.
-# `= ANY(ARRAY(...))` makes the update fetch the claimed rows by primary key whatever the
-# planner's estimates (a join may hash the whole table). An attempt whose subscription was
-# disabled meanwhile is given up here instead of sent.
+# Claims a batch of due attempts for one claim id and leases them: hookpost_claim (migration
+# 0006) shares the batch fairly among the subscriptions whose turn it is and honours each one's
+# circuit, Retry-After, rate, in-flight cap and key order. Pipelined with it in the same
+# transaction, DELIVERY_NEXT_READY says when the next subscription becomes ready, so that a loop
+# with nothing to do sleeps exactly until then.
 DELIVERY_CLAIM = """
-WITH due AS MATERIALIZED (
-    SELECT id FROM attempts
-    WHERE status = 'pending' AND due_at <= now()
-    ORDER BY due_at
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-),
-claimed AS (
-    UPDATE attempts a
-    SET status = CASE WHEN s.enabled THEN 'in_flight' ELSE 'gave_up' END::attempt_status,
-        claimed_by = %(claim_id)s,
-        lease_expires_at = CASE WHEN s.enabled THEN now() + make_interval(secs => %(lease_s)s) END,
-        started_at = now(),
-        finished_at = CASE WHEN NOT s.enabled THEN now() END,
-        error = CASE WHEN NOT s.enabled THEN 'subscription disabled' END
-    FROM subscriptions s
-    WHERE a.id = ANY(ARRAY(SELECT id FROM due)) AND s.id = a.subscription_id
-    RETURNING a.id, a.status, a.try_number, a.event_id, a.subscription_id, a.due_at
-)
-SELECT c.id, c.status::text AS status, c.try_number, c.event_id, e.event_type,
-       (extract(epoch FROM now() - c.due_at) * 1000)::bigint AS waited_ms,
-       e.payload::text AS payload, e.occurred_at, s.url, s.headers, s.secret,
-       CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END
-           AS previous_secret
-FROM claimed c JOIN events e ON e.id = c.event_id JOIN subscriptions s ON s.id = c.subscription_id
+SELECT id, status, try_number, event_id, subscription_id, event_type, waited_ms, payload,
+       occurred_at, url, headers, secret, previous_secret
+FROM hookpost_claim(%(claim_id)s, %(limit)s, %(lease_s)s, %(share)s, %(holding)s::jsonb)
 """
 
-# Records a batch of outcomes in one statement: each attempt's result, the subscriptions a 410
-# disables, and the next try of each failure (unless a try of that event to that subscription
-# is already pending: a replay or manual retry then carries on, rather than a second chain).
-# Rows are fetched by primary key (`= ANY(ARRAY(...))`, as in DELIVERY_CLAIM).
-# Only the claim that holds an attempt may record it; an attempt whose lease expired and went
-# back to pending unclaimed still takes its holder's late result, saving a second send.
+DELIVERY_NEXT_READY = """
+SELECT extract(epoch FROM min(ready_at) - now()) AS in_s FROM subscription_state
+WHERE ready_at IS NOT NULL
+"""
+
+# Records a batch of outcomes in one statement (hookpost_record, migration 0006): results, retries,
+# 410s, each subscription's circuit, pace and Retry-After, and the operational events raised.
 DELIVERY_RECORD = """
-WITH result AS MATERIALIZED (
-    SELECT * FROM jsonb_to_recordset(%(results)s::jsonb) AS r(
-        id uuid, claim_id uuid, status attempt_status, response_status integer,
-        response_headers jsonb, response_body text, elapsed_ms integer, error text,
-        retry_in_s double precision, disable boolean)
-),
-recorded AS (
-    UPDATE attempts a
-    SET status = r.status, finished_at = now(), lease_expires_at = NULL,
-        response_status = r.response_status, response_headers = r.response_headers,
-        response_body = r.response_body, elapsed_ms = r.elapsed_ms, error = r.error
-    FROM result r
-    WHERE a.id = ANY(ARRAY(SELECT id FROM result)) AND a.id = r.id
-      AND a.claimed_by = r.claim_id AND a.status IN ('in_flight', 'pending')
-    RETURNING a.id, a.status, a.application_id, a.event_id, a.subscription_id, a.try_number
-),
-disabled AS (
-    UPDATE subscriptions s
-    SET enabled = false, disabled_reason = 'the receiver answered 410 Gone', updated_at = now()
-    FROM recorded c JOIN result r ON r.id = c.id
-    WHERE r.disable AND s.id = c.subscription_id AND s.enabled
-),
-retried AS (
-    INSERT INTO attempts (application_id, event_id, subscription_id, try_number, trigger, due_at)
-    SELECT c.application_id, c.event_id, c.subscription_id, c.try_number + 1, 'retry',
-           now() + make_interval(secs => r.retry_in_s)
-    FROM recorded c JOIN result r ON r.id = c.id
-    WHERE r.retry_in_s IS NOT NULL
-      AND NOT EXISTS (
-          SELECT FROM attempts p
-          WHERE p.event_id = c.event_id AND p.subscription_id = c.subscription_id
-            AND p.status = 'pending')
+SELECT status, count FROM hookpost_record(%(results)s::jsonb, %(circuit)s::jsonb)
+"""
+
+# Ends pending attempts whose event expired, held ones included (a claim ends the due ones it
+# meets itself), in bounded batches. Served by attempts_pending_expiry_idx.
+DELIVERY_EXPIRE = """
+WITH due AS MATERIALIZED (
+    SELECT id FROM attempts
+    WHERE status = 'pending' AND expires_at <= now()
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
 )
-SELECT status::text AS status, count(*) AS count FROM recorded GROUP BY status
+UPDATE attempts SET status = 'expired', finished_at = now(),
+    error = 'expired before it could be sent'
+WHERE id = ANY(ARRAY(SELECT id FROM due))
 """
 
 # Hands back attempts a stopping worker claimed but did not finish, due at once.
@@ -389,6 +449,33 @@ UPDATE attempts SET status = 'pending', lease_expires_at = NULL
 WHERE id = ANY(ARRAY(SELECT id FROM expired))
 """
 
+# Pulls forward the ready_at of every subscription whose earliest pending attempt is due before
+# it: the safety net behind the trigger hookpost_attempts_ready, which skips a state row another
+# transaction holds. A loose index scan over the subscriptions with pending attempts (one probe
+# each of attempts_subscription_due_idx). FOR UPDATE skips rows an attempt is being written for
+# (see hookpost_settle_ready: this snapshot cannot see that attempt) and rows held elsewhere;
+# both are left to the writer or to the next pass.
+DELIVERY_RESYNC_READY = """
+WITH RECURSIVE pending AS (
+    (SELECT subscription_id, due_at FROM attempts WHERE status = 'pending'
+     ORDER BY subscription_id, due_at LIMIT 1)
+    UNION ALL
+    SELECT next.subscription_id, next.due_at FROM pending
+    CROSS JOIN LATERAL (
+        SELECT a.subscription_id, a.due_at FROM attempts a
+        WHERE a.status = 'pending' AND a.subscription_id > pending.subscription_id
+        ORDER BY a.subscription_id, a.due_at LIMIT 1) AS next
+),
+behind AS (
+    SELECT st.subscription_id, p.due_at FROM subscription_state st
+    JOIN pending p USING (subscription_id)
+    WHERE st.ready_at IS NULL OR st.ready_at > p.due_at
+    FOR UPDATE OF st SKIP LOCKED
+)
+UPDATE subscription_state st SET ready_at = behind.due_at
+FROM behind WHERE st.subscription_id = behind.subscription_id
+"""
+
 # The channel EVENTS_INGEST, EVENT_REPLAY and ATTEMPT_RETRY notify.
 DELIVERY_LISTEN = "LISTEN hookpost_attempts"
 
@@ -401,7 +488,7 @@ DELIVERY_ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
 # Jobs, stats and limits
 
 # Due attempts no deliver loop has claimed yet, counted up to `cap`: a huge backlog costs a
-# bounded read of attempts_pending_due_idx.
+# bounded read of attempts_subscription_due_idx.
 BACKLOG_DEPTH = """
 SELECT count(*) AS depth FROM (
     SELECT FROM attempts WHERE status = 'pending' AND due_at <= now() LIMIT %(cap)s

@@ -5,6 +5,6 @@
 and the deliver Lambda.
 """
 
-from hookpost.delivery.claims import recover_expired_leases
+from hookpost.delivery.claims import expire, recover_expired_leases, resync_ready
 
-__all__ = ["recover_expired_leases"]
+__all__ = ["expire", "recover_expired_leases", "resync_ready"]

@@ -1,6 +1,6 @@
 """The deliver loop's statements: claim a leased batch, record a batch of outcomes, release,
-and recover expired leases. Each is one statement in a transaction of its own: none is ever
-open while a request is on the wire."""
+recover expired leases, end expired attempts. Each is one statement (or one pipelined round trip)
+in a transaction of its own: none is ever open while a request is on the wire."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import psycopg
 
+from hookpost.config import CircuitSettings
 from hookpost.db import queries
 
 # Recovery works in bounded statements so that a huge number of expired leases (a fleet of
@@ -28,27 +30,70 @@ def _async_commit(conn: psycopg.Connection) -> Iterator[None]:
         yield
 
 
-def claim(conn: psycopg.Connection, claim_id: uuid.UUID, limit: int, lease_s: float) -> list[dict]:
-    """Lease up to `limit` due attempts to `claim_id`, oldest due first.
+@dataclass
+class Claimed:
+    """A claim's attempts, and how long until another subscription is ready (None: none is)."""
 
-    Rows with status `in_flight` are to be sent; `gave_up` ones (their subscription is
-    disabled) were settled by the claim itself.
+    attempts: list[dict[str, Any]]
+    next_ready_s: float | None
+
+
+def claim(
+    conn: psycopg.Connection,
+    claim_id: uuid.UUID,
+    limit: int,
+    lease_s: float,
+    *,
+    share: int | None = None,
+    holding: dict[uuid.UUID, int] | None = None,
+) -> Claimed:
+    """Lease up to `limit` due attempts to `claim_id`, shared fairly among subscriptions; the
+    caller holds `holding` attempts of each subscription and may hold `share` of any one.
+
+    Rows with status `in_flight` are to be sent; `gave_up` (their subscription is disabled)
+    and `expired` ones were settled by the claim itself.
     """
+    params = {
+        "claim_id": claim_id,
+        "limit": limit,
+        "lease_s": lease_s,
+        "share": limit if share is None else share,
+        "holding": json.dumps({str(k): v for k, v in (holding or {}).items()}),
+    }
     with _async_commit(conn):
-        return conn.execute(
-            queries.DELIVERY_CLAIM, {"claim_id": claim_id, "limit": limit, "lease_s": lease_s}
-        ).fetchall()
+        attempts = conn.execute(queries.DELIVERY_CLAIM, params).fetchall()
+        next_ready = conn.execute(queries.DELIVERY_NEXT_READY).fetchone()["in_s"]
+    return Claimed(attempts, None if next_ready is None else max(float(next_ready), 0.0))
 
 
-def record(conn: psycopg.Connection, results: list[dict[str, Any]]) -> dict[str, int]:
-    """Write outcomes (keys as in DELIVERY_RECORD's recordset) in one statement; returns how
+def record(
+    conn: psycopg.Connection, results: list[dict[str, Any]], circuit: CircuitSettings
+) -> dict[str, int]:
+    """Write outcomes (keys as in hookpost_record's recordset) in one statement; returns how
     many were recorded per status. Results whose claim no longer holds the attempt are
     dropped: the attempt was claimed again after its lease expired."""
     with _async_commit(conn):
         rows = conn.execute(
-            queries.DELIVERY_RECORD, {"results": json.dumps(results, default=str)}
+            queries.DELIVERY_RECORD,
+            {"results": json.dumps(results, default=str), "circuit": json.dumps(asdict(circuit))},
         ).fetchall()
     return {row["status"]: row["count"] for row in rows}
+
+
+def resync_ready(conn: psycopg.Connection) -> int:
+    """Make ready every subscription with an attempt due before its place in the claim queue
+    says (see DELIVERY_RESYNC_READY); returns how many were behind."""
+    return conn.execute(queries.DELIVERY_RESYNC_READY).rowcount
+
+
+def expire(conn: psycopg.Connection) -> int:
+    """End pending attempts whose event expired (held ones too); returns how many."""
+    expired = 0
+    while True:
+        count = conn.execute(queries.DELIVERY_EXPIRE, {"limit": _RECOVER_CHUNK}).rowcount
+        expired += count
+        if count < _RECOVER_CHUNK:
+            return expired
 
 
 def release(

@@ -15,7 +15,9 @@ Proxy connection (`run_for_lambda`).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import functools
 import logging
 import signal
 import threading
@@ -43,6 +45,8 @@ _DB_ERRORS = (DatabaseUnavailable, psycopg.Error)
 _CLOSE_MARGIN_S = 2.0
 # How many times a batch of outcomes whose statement fails (not the connection) is tried.
 _RECORD_TRIES = 3
+# The shortest wait for a subscription's turn between claims.
+_MIN_WAIT_S = 0.01
 
 
 @dataclass
@@ -53,6 +57,7 @@ class Summary:
     succeeded: int = 0
     failed: int = 0
     gave_up: int = 0
+    expired: int = 0
     released: int = 0
     recovered: int = 0
 
@@ -95,8 +100,14 @@ class Worker:
         self.summary = Summary()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested = False
-        # Each request in flight, with the attempt and claim it serves.
+        # Each request in flight, with the attempt and claim it serves, and how many requests
+        # in flight each subscription has.
         self._in_flight: dict[asyncio.Task[None], tuple[uuid.UUID, uuid.UUID]] = {}
+        self._subscription_of: dict[asyncio.Task[None], uuid.UUID] = {}
+        self._holding: collections.Counter[uuid.UUID] = collections.Counter()
+        # No subscription takes more than this many of the loop's slots (at least one).
+        self._share = max(1, int(self._settings.concurrency * self._settings.subscription_share))
+        self._last_claim_empty = False
         # Outcomes not yet recorded, in DELIVERY_RECORD's recordset shape.
         self._results: list[dict[str, Any]] = []
         self._more_due = True
@@ -106,6 +117,11 @@ class Worker:
         self._drained = True
         self._closing = False
         self._record_failures = 0
+        # Seconds from the last claim until another subscription's turn (None: none is waiting).
+        self._next_ready_s: float | None = None
+        # Completion order of outcomes: a subscription's failure streak counts from its last
+        # success in this order.
+        self._completed = 0
 
     def stop(self) -> None:
         """Stop claiming, finish or release what is held, and return from run(). Thread-safe."""
@@ -165,6 +181,15 @@ class Worker:
                 continue
             self._kick.clear()
             timeout = min(self._settings.poll_s, next_recovery - time.monotonic())
+            # A claim that found nothing although a subscription is ready means the loop holds
+            # that one's share already: an answer, not the clock, frees it.
+            if self._next_ready_s is not None and not (
+                self._last_claim_empty and self._next_ready_s == 0
+            ):
+                # Held subscriptions (a rate, a Retry-After, a circuit's probe) come due without
+                # a NOTIFY; a floor keeps a subscription that is ready but yields nothing (another
+                # claim holds it) from spinning the loop.
+                timeout = min(timeout, max(self._next_ready_s, _MIN_WAIT_S))
             if self._claim_until is not None:
                 timeout = min(timeout, self._claim_until - time.monotonic())
             try:
@@ -177,25 +202,42 @@ class Worker:
         want = min(self._settings.concurrency - len(self._in_flight), self._batch)
         notifications = self._notifications
         try:
-            rows = await _db(claims.claim, claim_id, want, self._settings.lease_s)
+            claimed = await _db(
+                functools.partial(claims.claim, share=self._share, holding=dict(self._holding)),
+                claim_id,
+                want,
+                self._settings.lease_s,
+            )
         except _DB_ERRORS:
             log.warning("claim failed, retrying in %g s", self._settings.poll_s, exc_info=True)
             await self._pause(self._settings.poll_s)
             return
+        rows = claimed.attempts
+        self._next_ready_s = claimed.next_ready_s
+        self._last_claim_empty = not rows
         self._drained = len(rows) < want
         self._more_due = not self._drained or self._notifications != notifications
         self.summary.claimed += len(rows)
         for row in rows:
-            if row["status"] != "in_flight":  # settled by the claim: subscription disabled
+            # Settled by the claim itself: the subscription is disabled, or the event expired.
+            if row["status"] == "gave_up":
                 self.summary.gave_up += 1
+                continue
+            if row["status"] == "expired":
+                self.summary.expired += 1
                 continue
             task = asyncio.create_task(self._deliver(sender, row, claim_id))
             self._in_flight[task] = (row["id"], claim_id)
+            self._subscription_of[task] = row["subscription_id"]
+            self._holding[row["subscription_id"]] += 1
             task.add_done_callback(self._delivered)
 
     async def _recover(self) -> None:
         try:
             recovered = await _db(claims.recover_expired_leases)
+            self.summary.expired += await _db(claims.expire)
+            if await _db(claims.resync_ready):
+                self._more_due = True
         except _DB_ERRORS as exc:
             log.warning("lease recovery failed: %s", exc)
             return
@@ -228,6 +270,7 @@ class Worker:
             self._policy,
             retry_after_s=outcome.retry_after_s,
         )
+        self._completed += 1
         log.debug(
             "attempt %s to %s: %s (%s)",
             attempt["id"],
@@ -246,10 +289,18 @@ class Worker:
             "error": outcome.error,
             "retry_in_s": decision.retry_in_s,
             "disable": decision.disable_subscription,
+            "ord": self._completed,
+            "failure": decision.counts_against_circuit,
+            "throttled": outcome.status_code == 429,
+            "pause_s": decision.pause_s,
         }
 
     def _delivered(self, task: asyncio.Task[None]) -> None:
         self._in_flight.pop(task, None)
+        subscription_id = self._subscription_of.pop(task)
+        self._holding[subscription_id] -= 1
+        if self._holding[subscription_id] <= 0:
+            del self._holding[subscription_id]
         if not task.cancelled() and task.exception() is not None:
             # A bug, not a receiver's doing: the attempt stays in flight until its lease
             # expires and it is delivered again.
@@ -286,7 +337,7 @@ class Worker:
         while self._results:
             batch = self._results[: self._batch]
             try:
-                counts = await _db(claims.record, batch)
+                counts = await _db(claims.record, batch, self._settings.circuit)
             except DatabaseUnavailable as exc:  # unreachable, or a deadlock: try again
                 log.warning("recording %d outcomes failed: %s", len(batch), exc)
                 return False

@@ -49,11 +49,15 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class Decision:
-    """The status a finished try is recorded with, and what follows it."""
+    """The status a finished try is recorded with, and what follows it: the next try, whether
+    the subscription is disabled, whether the try counts towards opening its circuit, and how
+    long the receiver asked for nothing more to be sent (Retry-After of a 429 or 503)."""
 
     status: str
     retry_in_s: float | None = None
     disable_subscription: bool = False
+    counts_against_circuit: bool = False
+    pause_s: float | None = None
 
 
 def base_delay(try_number: int, policy: RetryPolicy) -> float | None:
@@ -79,18 +83,26 @@ def decide(
     """The outcome of try `try_number` that got `status_code` (None: timeout, connection error,
     refused target). 2xx succeeds; 410 gives up and disables the subscription; anything else
     fails with a retry after the backoff, or gives up once the budget is spent. A 429 or 503's
-    Retry-After is waited at least, up to the slow delay. `rand` returns floats in [0, 1)."""
+    Retry-After is waited at least, up to the slow delay, by this attempt and by every send to
+    the subscription. A 429 is the receiver pacing us, not failing: it does not count towards
+    the circuit (the pace adapts instead), nor does a 410. `rand` returns floats in [0, 1)."""
     if status_code is not None and 200 <= status_code < 300:
         return Decision(SUCCEEDED)
     if status_code == 410:
         return Decision(GAVE_UP, disable_subscription=True)
+    counts = status_code != 429
+    pause_s = None
+    if retry_after_s is not None and status_code in _RETRY_AFTER_STATUSES:
+        pause_s = min(retry_after_s, policy.slow_s)
     delay = base_delay(try_number, policy)
     if delay is None:
-        return Decision(GAVE_UP)
+        return Decision(GAVE_UP, counts_against_circuit=counts, pause_s=pause_s)
     delay *= 1.0 + policy.jitter * (2.0 * rand() - 1.0)
-    if retry_after_s is not None and status_code in _RETRY_AFTER_STATUSES:
-        delay = max(delay, min(retry_after_s, policy.slow_s))
-    return Decision(FAILED, retry_in_s=max(delay, 0.0))
+    if pause_s is not None:
+        delay = max(delay, pause_s)
+    return Decision(
+        FAILED, retry_in_s=max(delay, 0.0), counts_against_circuit=counts, pause_s=pause_s
+    )
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

@@ -1,7 +1,10 @@
 """recover_leases: attempts whose worker died mid-delivery (their lease expired while in flight)
-go back to pending, to be claimed and sent again. It also measures the backlog (due attempts
-not yet claimed: BacklogDepth, which the template's alarm watches) and, on AWS, starts extra
-deliver runs when it is deep, since the deliver schedule alone starts one a minute."""
+go back to pending, to be claimed and sent again; pending attempts whose event expired end as
+`expired` (held ones too: a claim only meets the attempts it may send); subscriptions the claim
+queue lost track of are made ready again (see DELIVERY_RESYNC_READY). It also measures the
+backlog (due attempts not yet claimed: BacklogDepth, which the template's alarm watches) and, on
+AWS, starts extra deliver runs when it is deep, since the deliver schedule alone starts one a
+minute."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import psycopg
 from hookpost.aws.wake import wake_deliver
 from hookpost.config import Settings
 from hookpost.db import queries
-from hookpost.delivery import recover_expired_leases
+from hookpost.delivery import expire, recover_expired_leases, resync_ready
 
 BACKLOG_CAP = 1_000_000
 # What one deliver run is asked to take on. More runs than its reserved concurrency allows
@@ -30,9 +33,13 @@ def runs_to_wake(backlog: int) -> int:
 
 def run(conn: psycopg.Connection, settings: Settings, stop: threading.Event) -> dict[str, int]:
     recovered = recover_expired_leases(conn)
+    expired = expire(conn)
+    resynced = resync_ready(conn)
     backlog = conn.execute(queries.BACKLOG_DEPTH, {"cap": BACKLOG_CAP}).fetchone()["depth"]
     return {
         "leases_recovered": recovered,
+        "attempts_expired": expired,
+        "subscriptions_resynced": resynced,
         "backlog_depth": backlog,
         "deliver_runs_woken": wake_deliver(runs_to_wake(backlog)),
     }

@@ -15,6 +15,7 @@ from hookpost.api.responses import conflict, invalid, json_response, not_found
 from hookpost.api.routes.applications import AppId
 from hookpost.db import queries
 from hookpost.db.run import fetch_all, fetch_one
+from hookpost.operational import RESERVED_PREFIX, is_reserved
 from hookpost.schemas import check_schema
 
 router = Router()
@@ -24,6 +25,10 @@ router = Router()
 def create_event_type(
     app_id: AppId, body: Annotated[models.EventTypeIn, Body()]
 ) -> Response[models.EventType]:
+    if is_reserved(body.name):
+        raise invalid(
+            "name", f"{RESERVED_PREFIX}* names are reserved for Hookpost's operational events"
+        )
     if body.json_schema is not None and (problem := check_schema(body.json_schema)):
         raise invalid("schema", f"not a valid JSON Schema: {problem}")
     row = fetch_one(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
+import psycopg
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.event_handler.router import Router
@@ -12,11 +13,13 @@ from psycopg.types.json import Jsonb
 
 from hookpost.api import models
 from hookpost.api.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_id_cursor, page
-from hookpost.api.responses import invalid, json_response, not_found
+from hookpost.api.responses import conflict, invalid, json_response, not_found
 from hookpost.api.routes.applications import AppId
 from hookpost.config import get_settings
 from hookpost.db import queries
+from hookpost.db.pool import connection
 from hookpost.db.run import fetch_all, fetch_one
+from hookpost.operational import OPERATIONAL_EVENT_TYPES, RESERVED_PREFIX, is_reserved
 from hookpost.secrets_at_rest import seal, unseal
 from hookpost.signing import generate_secret, secret_key
 from hookpost.targets import TargetRefused, validate_target_url
@@ -56,11 +59,48 @@ def _checked_event_types(names: list[str]) -> list[str]:
             raise invalid(
                 f"event_types[{index}]", "must be an event type name like invoice.paid, or *"
             )
+        if is_reserved(name) and name not in OPERATIONAL_EVENT_TYPES:
+            raise invalid(
+                f"event_types[{index}]",
+                f"{RESERVED_PREFIX}* names are reserved; Hookpost's operational event types are "
+                + ", ".join(OPERATIONAL_EVENT_TYPES),
+            )
     return sorted(set(names))
 
 
+# A PATCH that changes ordering may meet a deliver copy recording outcomes of the same
+# subscription in the other lock order; PostgreSQL then aborts one of the two, and this side
+# tries again.
+_ORDERING_CHANGE_TRIES = 3
+
+_HEALTH_COLUMNS = (
+    "circuit",
+    "open_since",
+    "probe_at",
+    "failure_streak",
+    "paced_per_s",
+    "paused_until",
+)
+
+
+def subscription_view(row: dict[str, Any]) -> dict[str, Any]:
+    """A subscription row (queries.subscription_view) as the API shows it: health grouped."""
+    view = {
+        k: v for k, v in row.items() if k not in _HEALTH_COLUMNS and not k.startswith("recent_")
+    }
+    view["health"] = {
+        **{k: row[k] for k in _HEALTH_COLUMNS},
+        "recent": {
+            "attempts": row["recent_attempts"],
+            "success_rate": row["recent_success_rate"],
+            "p50_ms": row["recent_p50_ms"],
+        },
+    }
+    return view
+
+
 def _shown(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "secret": unseal(row["secret"])}
+    return {**subscription_view(row), "secret": unseal(row["secret"])}
 
 
 def _checked_secret(secret: str) -> str:
@@ -87,9 +127,12 @@ def create_subscription(
             "description": body.description,
             "enabled": body.enabled,
             "secret": seal(secret),
+            "rate_limit_per_s": body.rate_limit_per_s,
+            "max_in_flight": body.max_in_flight,
+            "ordering": body.ordering,
         },
     )
-    return json_response(201, {**row, "secret": secret})
+    return json_response(201, {**subscription_view(row), "secret": secret})
 
 
 @router.get("/applications/<app_id>/subscriptions", tags=["subscriptions"])
@@ -98,7 +141,7 @@ def list_subscriptions(
 ) -> Response[models.SubscriptionPage]:
     params = {"application_id": app_id, "after_id": decode_id_cursor(cursor), "limit": limit + 1}
     rows = fetch_all(queries.listing(queries.SUBSCRIPTION_LIST, params), params)
-    return json_response(200, page(rows, limit))
+    return json_response(200, page([subscription_view(r) for r in rows], limit))
 
 
 @router.get("/applications/<app_id>/subscriptions/<sub_id>", tags=["subscriptions"])
@@ -114,7 +157,8 @@ def update_subscription(
     app_id: AppId, sub_id: SubId, body: Annotated[models.SubscriptionPatch, Body()]
 ) -> Response[models.SubscriptionWithSecret]:
     changes: dict[str, Any] = body.model_dump(exclude_unset=True)
-    for field in ("url", "event_types", "labels", "headers", "enabled"):
+    # null clears description, rate_limit_per_s and max_in_flight; the rest must have a value.
+    for field in ("url", "event_types", "labels", "headers", "enabled", "ordering"):
         if field in changes and changes[field] is None:
             raise invalid(field, "may not be null")
     if "url" in changes:
@@ -128,16 +172,40 @@ def update_subscription(
     if changes.get("enabled"):
         changes["disabled_reason"] = None
     params = {"id": sub_id, "application_id": app_id}
-    if changes:
-        statement = queries.update_statement(
-            "subscriptions", list(changes), queries.SUBSCRIPTION_COLUMNS
-        )
-        row = fetch_one(statement, {**changes, **params})
+    if "ordering" in changes:
+        row = _update_with_ordering(changes, params)
+    elif changes:
+        row = fetch_one(queries.subscription_update(list(changes)), {**changes, **params})
     else:
         row = fetch_one(queries.SUBSCRIPTION_GET, params)
     if row is None:
         raise not_found("subscription")
     return json_response(200, _shown(row))
+
+
+def _update_with_ordering(changes: dict[str, Any], params: dict[str, Any]) -> dict | None:
+    """The update, and the ordering keys of the attempts not finished yet, in one transaction
+    (see queries.SUBSCRIPTION_LOCK)."""
+    with connection() as conn:
+        for _ in range(_ORDERING_CHANGE_TRIES):
+            try:
+                with conn.transaction():
+                    current = conn.execute(queries.SUBSCRIPTION_LOCK, params).fetchone()
+                    if current is None:
+                        return None
+                    row = conn.execute(
+                        queries.subscription_update(list(changes)), {**changes, **params}
+                    ).fetchone()
+                    if current["ordering"] != changes["ordering"]:
+                        conn.execute(
+                            queries.SUBSCRIPTION_ORDERING_BACKFILL,
+                            {"id": params["id"], "ordering": changes["ordering"]},
+                        )
+                    return row
+            except psycopg.errors.DeadlockDetected:
+                # Caught here, inside `connection()`, which would report it as an outage.
+                continue
+    raise conflict("the subscription was busy being delivered to; send the change again")
 
 
 @router.delete(
