@@ -34,6 +34,7 @@ METRICS = {
     "AttemptsSucceeded": {"service": "deliver"},
     "AttemptsFailed": {"service": "deliver"},
     "AttemptsGaveUp": {"service": "deliver"},
+    "AttemptsExpired": {"service": "deliver"},
     "DeliveryLatency": {"service": "deliver"},
     "BacklogDepth": {"service": "scheduler", "job": "recover_leases"},
 }

@@ -72,7 +72,7 @@ class CircuitSettings:
             failure_ratio=_float("HOOKPOST_CIRCUIT_FAILURE_RATIO", 0.5),
             window_s=_float("HOOKPOST_CIRCUIT_WINDOW_S", 60.0),
             min_requests=_int("HOOKPOST_CIRCUIT_MIN_REQUESTS", 50),
-            cooldown_s=_float("HOOKPOST_CIRCUIT_COOLDOWN_S", 30.0),
+            cooldown_s=_float("HOOKPOST_CIRCUIT_COOLDOWN_S", 5.0),
             max_cooldown_s=_float("HOOKPOST_CIRCUIT_MAX_COOLDOWN_S", 3600.0),
         )
         if settings.failures < 1 or not 0 < settings.failure_ratio <= 1:
@@ -126,7 +126,7 @@ class DeliverySettings:
             retry_slow_s=_float("HOOKPOST_RETRY_SLOW_S", 3600.0),
             retry_slow_count=_int("HOOKPOST_RETRY_SLOW_COUNT", 24),
             retry_jitter=_float("HOOKPOST_RETRY_JITTER", 0.2),
-            subscription_share=_float("HOOKPOST_DELIVERY_SUBSCRIPTION_SHARE", 0.5),
+            subscription_share=_float("HOOKPOST_DELIVERY_SUBSCRIPTION_SHARE", 0.9),
             circuit=CircuitSettings.from_env(),
         )
 

@@ -261,13 +261,14 @@ def test_a_new_subscription_is_healthy_in_every_answer(tenant):
 
 
 def test_health_shows_the_delivery_state(tenant, database_url):
+    tenant.event_type()
     sub = tenant.subscription()
     opened = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     probe = datetime.now(UTC) + timedelta(minutes=5)
     paused = datetime.now(UTC) + timedelta(minutes=1)
     with psycopg.connect(database_url) as conn:
         conn.execute(
-            "UPDATE subscription_state SET circuit = 'open', opened_at = %s, probe_at = %s,"
+            "UPDATE subscription_health SET circuit = 'open', opened_at = %s, probe_at = %s,"
             " failure_streak = 7, pace_per_s = 2.5, paused_until = %s WHERE subscription_id = %s",
             (opened, probe, paused, sub["id"]),
         )
@@ -276,11 +277,21 @@ def test_health_shows_the_delivery_state(tenant, database_url):
     assert datetime.fromisoformat(health["probe_at"]) == probe
     assert datetime.fromisoformat(health["paused_until"]) == paused
     assert health["failure_streak"] == 7 and health["paced_per_s"] == 2.5
+    # The probe time came and a probe is on the wire: half open.
+    sent = tenant.send()
     with psycopg.connect(database_url) as conn:
+        (probe_id,) = conn.execute(
+            "UPDATE attempts SET status = 'in_flight' WHERE event_id = %s RETURNING id",
+            (sent["id"],),
+        ).fetchone()
         conn.execute(
-            "UPDATE subscription_state SET circuit = 'half_open', paused_until = now() - interval"
-            " '1 second' WHERE subscription_id = %s",
+            "UPDATE subscription_health SET probe_at = now() - interval '1 second',"
+            " paused_until = now() - interval '1 second' WHERE subscription_id = %s",
             (sub["id"],),
+        )
+        conn.execute(
+            "UPDATE subscription_state SET probe_id = %s WHERE subscription_id = %s",
+            (probe_id, sub["id"]),
         )
     half_open = tenant.get("/subscriptions").json()["data"][0]["health"]
     assert half_open["circuit"] == "half_open"
@@ -288,8 +299,9 @@ def test_health_shows_the_delivery_state(tenant, database_url):
     assert half_open["probe_at"] is None  # the probe is on its way
     assert half_open["paused_until"] is None  # a pause that is over
     with psycopg.connect(database_url) as conn:
+        conn.execute("DELETE FROM attempts WHERE id = %s", (probe_id,))
         conn.execute(
-            "UPDATE subscription_state SET circuit = 'closed', failure_streak = 0,"
+            "UPDATE subscription_health SET circuit = 'closed', failure_streak = 0,"
             " pace_per_s = NULL WHERE subscription_id = %s",
             (sub["id"],),
         )

@@ -62,7 +62,7 @@ def test_a_held_backlog_costs_the_claim_nothing(tenant, other_tenant, subscribed
         only_these_ready(conn, subscribed["id"], other["id"])
         backlog(conn, subscribed["id"], seed, tenant, 20_000)
         conn.execute(
-            "UPDATE subscription_state SET circuit = 'open', opened_at = now(),"
+            "UPDATE subscription_health SET circuit = 'open', opened_at = now(),"
             " probe_at = now() + interval '1 minute' WHERE subscription_id = %(id)s",
             {"id": subscribed["id"]},
         )
@@ -70,7 +70,8 @@ def test_a_held_backlog_costs_the_claim_nothing(tenant, other_tenant, subscribed
         assert [str(row["event_id"]) for row in claimed.attempts] == [fresh["id"]]
         # The open circuit's subscription is not looked at again before its probe is due.
         state = conn.execute(
-            "SELECT ready_at, probe_at FROM subscription_state WHERE subscription_id = %(id)s",
+            "SELECT ready_at, probe_at FROM subscription_state JOIN subscription_health"
+            " USING (subscription_id) WHERE subscription_id = %(id)s",
             {"id": subscribed["id"]},
         ).fetchone()
         assert state["ready_at"] == state["probe_at"]

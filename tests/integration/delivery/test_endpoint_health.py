@@ -160,3 +160,23 @@ def test_an_operational_receiver_that_is_down_does_not_feed_itself(
         )
     types = [json.loads(r.body)["type"] for r in receiver.requests]
     assert sorted(types) == ["hookpost.attempt.gave_up", "invoice.paid"]
+
+
+def test_a_manual_retry_probes_an_open_circuit_at_once(tenant, subscribed, receiver, env):
+    env(HOOKPOST_CIRCUIT_FAILURES="2", HOOKPOST_CIRCUIT_COOLDOWN_S="600")
+    down = threading.Event()
+    down.set()
+    receiver.answer = lambda received: web.Response(status=500 if down.is_set() else 200)
+    with delivering():
+        events = [tenant.send() for _ in range(2)]
+        wait_for(lambda: health(tenant, subscribed)["circuit"] == "open", what="an open circuit")
+        down.clear()
+        # Without the retry the next probe is ten minutes away.
+        first_try = attempts_of(tenant, events[0]["id"])[0]
+        assert tenant.post(f"/attempts/{first_try['id']}/retry").status_code == 202
+        wait_for(
+            lambda: all(attempts_of(tenant, e["id"])[-1]["status"] == "succeeded" for e in events),
+            timeout=10,
+            what="the held attempts delivered after the probe",
+        )
+    assert health(tenant, subscribed)["circuit"] == "closed"

@@ -99,8 +99,9 @@ SUBSCRIPTION_COLUMNS = (
 def subscription_view(source: str, order: str = "") -> str:
     """A statement answering subscriptions as the API shows them: the rows of `source` (a
     statement returning SUBSCRIPTION_COLUMNS: a SELECT, or an INSERT/UPDATE ... RETURNING) with
-    their health, in the same round trip. The state row of a subscription inserted by `source`
-    is not visible yet (its trigger writes it in the same statement), hence the defaults.
+    their health, in the same round trip. The state and health rows of a subscription inserted
+    by `source` are not visible yet (its trigger writes them in the same statement), hence the
+    defaults.
     `recent` reads the last 100 finished attempts through attempts_subscription_finished_idx.
     Its subscription_id is bounded by a range, not `=`: an equality would make the first sort
     column redundant, and the planner would then often walk the whole primary key backwards,
@@ -108,17 +109,23 @@ def subscription_view(source: str, order: str = "") -> str:
     of the index."""
     return f"""
 WITH s AS ({source})
-SELECT s.*,
-       coalesce(st.circuit, 'closed') AS circuit,
-       CASE WHEN st.circuit <> 'closed' THEN st.opened_at END AS open_since,
-       CASE WHEN st.circuit = 'open' THEN st.probe_at END AS probe_at,
-       coalesce(st.failure_streak, 0) AS failure_streak,
-       st.pace_per_s AS paced_per_s,
-       CASE WHEN st.paused_until > now() THEN st.paused_until END AS paused_until,
+SELECT s.*, shown.circuit,
+       CASE WHEN h.circuit = 'open' THEN h.opened_at END AS open_since,
+       CASE WHEN shown.circuit = 'open' THEN h.probe_at END AS probe_at,
+       coalesce(h.failure_streak, 0) AS failure_streak,
+       h.pace_per_s AS paced_per_s,
+       CASE WHEN h.paused_until > now() THEN h.paused_until END AS paused_until,
        recent.attempts AS recent_attempts, recent.success_rate AS recent_success_rate,
        recent.p50_ms AS recent_p50_ms
 FROM s
 LEFT JOIN subscription_state st ON st.subscription_id = s.id
+LEFT JOIN subscription_health h ON h.subscription_id = s.id
+-- An open circuit whose probe is on the wire is half open.
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN h.circuit = 'open' AND h.probe_at <= now() AND EXISTS (
+                    SELECT FROM attempts p WHERE p.id = st.probe_id AND p.status = 'in_flight')
+                THEN 'half_open' ELSE coalesce(h.circuit, 'closed') END AS circuit
+) AS shown
 LEFT JOIN LATERAL (
     SELECT count(*) AS attempts,
            (avg((f.status = 'succeeded')::integer))::double precision AS success_rate,
@@ -280,11 +287,26 @@ EVENT_LIST = f"""
 SELECT {_EVENT_COLUMNS} FROM events {{where}} ORDER BY id DESC LIMIT %(limit)s
 """
 
+# A replay or manual retry is someone asking for a delivery now: an open circuit of its
+# subscription probes at once instead of after its cool-down (the probe is whichever attempt is
+# due first; success lets everything held, these included, flow).
+_PROBE_NOW = """
+    UPDATE subscription_health SET probe_at = now()
+    WHERE subscription_id IN (SELECT subscription_id FROM created)
+      AND circuit = 'open' AND probe_at > now()
+    RETURNING subscription_id
+),
+ready_to_probe AS (
+    UPDATE subscription_state SET ready_at = now()
+    WHERE subscription_id IN (SELECT subscription_id FROM probed)
+    RETURNING 1
+"""
+
 # Replays go to the given subscriptions, or to every enabled one the event matches today (`*`
 # matches no operational `hookpost.` type). They are due now and never expire; per_key
 # subscriptions get the event's ordering key. The subscriptions are locked as in EVENTS_INGEST.
 # NOTIFY wakes the deliver loops, as in EVENTS_INGEST.
-EVENT_REPLAY = """
+EVENT_REPLAY = f"""
 WITH created AS (
     INSERT INTO attempts (application_id, event_id, subscription_id, trigger, ordering_key)
     SELECT e.application_id, e.id, s.id, 'replay',
@@ -299,8 +321,9 @@ WITH created AS (
                     AND e.labels @> s.labels
                ELSE s.id = ANY(%(subscription_ids)s::uuid[]) END
     FOR KEY SHARE OF s
-    RETURNING id
+    RETURNING id, subscription_id
 ),
+probed AS ({_PROBE_NOW}),
 woken AS MATERIALIZED (
     SELECT pg_notify('hookpost_attempts', '') FROM (SELECT FROM created LIMIT 1) AS any_created
 )
@@ -346,6 +369,7 @@ WITH created AS (
     FOR KEY SHARE OF s
     RETURNING {_ATTEMPT_COLUMNS}
 ),
+probed AS ({_PROBE_NOW}),
 woken AS MATERIALIZED (SELECT pg_notify('hookpost_attempts', '') FROM created)
 SELECT created.* FROM created CROSS JOIN (SELECT count(*) FROM woken) AS wake
 """

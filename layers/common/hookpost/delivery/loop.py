@@ -108,6 +108,8 @@ class Worker:
         # No subscription takes more than this many of the loop's slots (at least one).
         self._share = max(1, int(self._settings.concurrency * self._settings.subscription_share))
         self._last_claim_empty = False
+        # Set by a NOTIFY or a poll: a fresh event may wait, to be claimed even under a backlog.
+        self._maybe_fresh = True
         # Outcomes not yet recorded, in DELIVERY_RECORD's recordset shape.
         self._results: list[dict[str, Any]] = []
         self._more_due = True
@@ -164,7 +166,15 @@ class Worker:
     def _wants_claim(self) -> bool:
         free = self._settings.concurrency - len(self._in_flight)
         # Recording lags (the database is slow or down): take on no more until it catches up.
-        if not self._more_due or free <= 0 or len(self._results) >= 2 * self._batch:
+        if free <= 0 or len(self._results) >= 2 * self._batch:
+            return False
+        # Someone's fresh event may be waiting (a NOTIFY, or the poll): take it at once, even
+        # under a backlog; fairness in the claim gives it a slot.
+        if self._maybe_fresh:
+            return True
+        # Nothing was claimable although a subscription is ready (this loop holds its share,
+        # or another claim holds it): an answer or the poll changes that, a free slot does not.
+        if not self._more_due or self._last_claim_empty:
             return False
         # With the queue drained, take whatever arrives at once: a new event goes out within
         # milliseconds. Under a backlog, wait for a worthwhile batch.
@@ -181,26 +191,25 @@ class Worker:
                 continue
             self._kick.clear()
             timeout = min(self._settings.poll_s, next_recovery - time.monotonic())
-            # A claim that found nothing although a subscription is ready means the loop holds
-            # that one's share already: an answer, not the clock, frees it.
-            if self._next_ready_s is not None and not (
-                self._last_claim_empty and self._next_ready_s == 0
-            ):
+            if self._next_ready_s:
                 # Held subscriptions (a rate, a Retry-After, a circuit's probe) come due without
-                # a NOTIFY; a floor keeps a subscription that is ready but yields nothing (another
-                # claim holds it) from spinning the loop.
+                # a NOTIFY. One ready now is this loop's to claim once slots free up (or another
+                # claim's): waking for it would only spin.
                 timeout = min(timeout, max(self._next_ready_s, _MIN_WAIT_S))
             if self._claim_until is not None:
                 timeout = min(timeout, self._claim_until - time.monotonic())
             try:
                 await asyncio.wait_for(self._kick.wait(), max(timeout, 0.0))
             except TimeoutError:
-                self._more_due = True  # the polling fallback: retries come due unannounced
+                # The polling fallback: retries come due unannounced, and on Lambda new events too.
+                self._more_due = True
+                self._maybe_fresh = True
 
     async def _claim(self, sender: Sender) -> None:
         claim_id = uuid.uuid4()
         want = min(self._settings.concurrency - len(self._in_flight), self._batch)
         notifications = self._notifications
+        self._maybe_fresh = False
         try:
             claimed = await _db(
                 functools.partial(claims.claim, share=self._share, holding=dict(self._holding)),
@@ -215,7 +224,9 @@ class Worker:
         rows = claimed.attempts
         self._next_ready_s = claimed.next_ready_s
         self._last_claim_empty = not rows
-        self._drained = len(rows) < want
+        # Fewer than asked with a subscription still ready: it was capped (this loop's share of
+        # it, its limits), not drained.
+        self._drained = len(rows) < want and claimed.next_ready_s != 0
         self._more_due = not self._drained or self._notifications != notifications
         self.summary.claimed += len(rows)
         for row in rows:
@@ -301,6 +312,7 @@ class Worker:
         self._holding[subscription_id] -= 1
         if self._holding[subscription_id] <= 0:
             del self._holding[subscription_id]
+        self._last_claim_empty = False  # a share freed up
         if not task.cancelled() and task.exception() is not None:
             # A bug, not a receiver's doing: the attempt stays in flight until its lease
             # expires and it is delivered again.
@@ -413,6 +425,7 @@ class Worker:
     def _notified(self) -> None:
         self._notifications += 1
         self._more_due = True
+        self._maybe_fresh = True
         self._kick.set()
 
 

@@ -22,36 +22,42 @@ ALTER TABLE attempts
     ADD COLUMN ordering_key text,
     ADD COLUMN expires_at timestamptz;
 
--- What delivery knows of each subscription, apart from its settings so that the rows rewritten
--- on every claim and record stay narrow. Any number of deliver copies agree on it because they
--- change it only under its row lock.
+-- What delivery knows of each subscription, in two narrow tables apart from its settings, each
+-- written under its own row locks so that any number of deliver copies agree on it, and apart
+-- from each other so that recording outcomes never holds the row a claim locks.
 --
--- ready_at is the subscription's place in the claim queue: the earliest time a claim should look
--- at it, NULL when nothing is pending (or all it has waits on an answer in flight, whose record
--- sets it again). Claims serve the oldest ready_at first and move a subscription that still has
--- work to now(), the back of the queue: round robin, so one subscription's backlog never holds
--- up another's fresh event by more than a claim round. Inserting (or returning to pending) an
--- attempt pulls ready_at forward (trigger below); only a claim moves it later, and only under the
--- protocol in hookpost_settle_ready.
+-- subscription_state belongs to the claim. ready_at is the subscription's place in the claim
+-- queue: the earliest time a claim should look at it, NULL when nothing is pending (or all it has
+-- waits on an answer in flight, whose record sets it again). Claims serve the oldest ready_at
+-- first and move a subscription that still has work to now(), the back of the queue: round robin,
+-- so one subscription's backlog never holds up another's fresh event by more than a claim round.
+-- Inserting (or returning to pending) an attempt pulls ready_at forward (trigger below); only a
+-- claim moves it later, and only under the protocol in hookpost_settle_ready. The token bucket
+-- (rate_limit_per_s, or the adaptive pace when lower) and the probe an open circuit sent live here
+-- too, as the claim spends and sends them.
 CREATE TABLE subscription_state (
+    subscription_id uuid PRIMARY KEY REFERENCES subscriptions (id) ON DELETE CASCADE,
+    application_id  uuid NOT NULL,
+    ready_at        timestamptz,
+    tokens          double precision,
+    tokens_at       timestamptz,
+    probe_id        uuid
+) WITH (fillfactor = 70);
+
+-- subscription_health belongs to the record: what the answers say of the endpoint.
+CREATE TABLE subscription_health (
     subscription_id   uuid PRIMARY KEY REFERENCES subscriptions (id) ON DELETE CASCADE,
-    application_id    uuid NOT NULL,
-    ready_at          timestamptz,
-    circuit           text NOT NULL DEFAULT 'closed'
-                      CHECK (circuit IN ('closed', 'open', 'half_open')),
+    -- Open: nothing is sent but one probe at probe_at; the API shows `half_open` while it is out.
+    circuit           text NOT NULL DEFAULT 'closed' CHECK (circuit IN ('closed', 'open')),
     failure_streak    integer NOT NULL DEFAULT 0,
     opened_at         timestamptz,
-    -- An open circuit's probe goes out at this time; the cool-down doubles on every re-open.
     probe_at          timestamptz,
+    -- The cool-down doubles on every failed probe.
     cooldown_s        double precision NOT NULL DEFAULT 0,
-    probe_id          uuid,
     -- A tumbling window of sends and failures, for the failure-ratio trip.
     window_started_at timestamptz,
     window_sent       integer NOT NULL DEFAULT 0,
     window_failed     integer NOT NULL DEFAULT 0,
-    -- The outbound token bucket (rate_limit_per_s, or the adaptive pace when lower).
-    tokens            double precision,
-    tokens_at         timestamptz,
     -- Lowered by a 429, raised again by successes; NULL: not throttled.
     pace_per_s        double precision,
     -- A Retry-After from the receiver: nothing is sent to it before this.
@@ -84,12 +90,13 @@ CREATE INDEX attempts_subscription_finished_idx ON attempts (subscription_id, id
 CREATE INDEX attempts_pending_expiry_idx ON attempts (expires_at)
     WHERE status = 'pending' AND expires_at IS NOT NULL;
 
--- A state row for every subscription, from its creation.
+-- State and health rows for every subscription, from its creation.
 CREATE FUNCTION hookpost_subscription_state_create() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO subscription_state (subscription_id, application_id)
     VALUES (NEW.id, NEW.application_id);
+    INSERT INTO subscription_health (subscription_id) VALUES (NEW.id);
     RETURN NULL;
 END
 $$;
@@ -100,6 +107,7 @@ INSERT INTO subscription_state (subscription_id, application_id, ready_at)
 SELECT s.id, s.application_id,
        (SELECT min(a.due_at) FROM attempts a WHERE a.subscription_id = s.id AND a.status = 'pending')
 FROM subscriptions s;
+INSERT INTO subscription_health (subscription_id) SELECT id FROM subscriptions;
 
 -- Pending attempts written (inserted, released, recovered) make their subscription ready by
 -- their due time. A subscription already ready that early is not touched. One whose state row

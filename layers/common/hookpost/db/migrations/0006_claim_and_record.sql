@@ -58,15 +58,17 @@ DECLARE
     next_at timestamptz;
     rate double precision;
 BEGIN
-    SELECT s.max_in_flight, s.ordering, s.rate_limit_per_s, st.circuit, st.probe_at, st.probe_id,
-           st.paused_until, st.tokens, st.tokens_at, st.pace_per_s
+    SELECT s.max_in_flight, s.ordering, s.rate_limit_per_s, h.circuit, h.probe_at, st.probe_id,
+           h.paused_until, st.tokens, st.tokens_at, h.pace_per_s
     INTO sub
-    FROM subscription_state st JOIN subscriptions s ON s.id = st.subscription_id
+    FROM subscription_state st
+    JOIN subscriptions s ON s.id = st.subscription_id
+    JOIN subscription_health h ON h.subscription_id = st.subscription_id
     WHERE st.subscription_id = p_subscription_id;
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
-    IF sub.circuit = 'half_open' AND EXISTS (
+    IF sub.circuit = 'open' AND sub.probe_at <= now() AND EXISTS (
         SELECT FROM attempts a WHERE a.id = sub.probe_id AND a.status = 'in_flight'
     ) THEN
         RETURN NULL;
@@ -120,7 +122,8 @@ $$;
 -- One subscription's part of a claim: up to p_quota of its due attempts leased to p_claim_id
 -- (`sent`), and those the claim settles itself (`settled`: 'gave_up' when the subscription is
 -- disabled, 'expired' past their event's expires_at). `hungry`: it took its whole quota and may
--- have more. The caller holds the subscription's state row lock.
+-- have more. The caller holds the subscription's state row lock; health is only read (the
+-- record writes it).
 --
 -- An open circuit holds everything until its probe time, then sends one probe; a Retry-After
 -- holds everything; max_in_flight and the token bucket (rate_limit_per_s or the adaptive pace,
@@ -145,10 +148,12 @@ BEGIN
     sent := '{}';
     settled := '{}';
     hungry := false;
-    SELECT s.enabled, s.rate_limit_per_s, s.max_in_flight, s.ordering, st.circuit,
-           st.probe_at, st.probe_id, st.paused_until, st.tokens, st.tokens_at, st.pace_per_s
+    SELECT s.enabled, s.rate_limit_per_s, s.max_in_flight, s.ordering, h.circuit, h.probe_at,
+           st.probe_id, h.paused_until, st.tokens, st.tokens_at, h.pace_per_s
     INTO sub
-    FROM subscription_state st JOIN subscriptions s ON s.id = st.subscription_id
+    FROM subscription_state st
+    JOIN subscriptions s ON s.id = st.subscription_id
+    JOIN subscription_health h ON h.subscription_id = st.subscription_id
     WHERE st.subscription_id = sid;
     IF NOT FOUND THEN
         RETURN;
@@ -183,8 +188,9 @@ BEGIN
         RETURN;
     END IF;
 
-    probing := sub.circuit = 'open' OR sub.circuit = 'half_open';
-    IF sub.circuit = 'half_open' AND EXISTS (
+    -- An open circuit past its probe time sends one probe, and nothing more while it is out.
+    probing := sub.circuit = 'open';
+    IF probing AND EXISTS (
         SELECT FROM attempts a WHERE a.id = sub.probe_id AND a.status = 'in_flight'
     ) THEN
         PERFORM hookpost_settle_ready(sid);
@@ -240,7 +246,6 @@ BEGIN
     UPDATE subscription_state
     SET tokens = CASE WHEN rate IS NOT NULL THEN level - cardinality(sent) END,
         tokens_at = CASE WHEN rate IS NOT NULL THEN now() END,
-        circuit = CASE WHEN probing AND cardinality(sent) > 0 THEN 'half_open' ELSE circuit END,
         probe_id = CASE WHEN probing AND cardinality(sent) > 0 THEN sent[1] ELSE probe_id END
     WHERE subscription_id = sid;
     hungry := cap > 0 AND cardinality(picked) = cap AND cap = p_quota AND NOT probing;
@@ -325,15 +330,20 @@ BEGIN
 END
 $$;
 
--- Records a batch of outcomes in one statement (p_results: DELIVERY_RECORD's recordset; p_circuit:
--- the breaker's settings). Each attempt's result; the subscriptions a 410 disables; the next try
--- of each failure (unless a try of that event to that subscription is already pending: a replay
--- or manual retry then carries on, rather than a second chain), due no later than the event
--- expires; each subscription's health (failure streak and window, circuit, pace, Retry-After),
--- under its row lock, taken in key order; and the operational events these changes raise, for the
--- application's subscriptions to them. Only the claim that holds an attempt may record it; an
--- attempt whose lease expired and went back to pending unclaimed still takes its holder's late
--- result, saving a second send.
+-- Records a batch of outcomes (p_results: DELIVERY_RECORD's recordset; p_circuit: the breaker's
+-- settings). One statement writes each attempt's result; the subscriptions a 410 disables; the
+-- next try of each failure (unless a try of that event to that subscription is already pending:
+-- a replay or manual retry then carries on, rather than a second chain), due no later than the
+-- event expires; each subscription's health (failure streak and window, circuit, pace,
+-- Retry-After), under its row lock, taken in key order; and the operational events these changes
+-- raise, for the application's subscriptions to them. Only the claim that holds an attempt may
+-- record it; an attempt whose lease expired and went back to pending unclaimed still takes its
+-- holder's late result, saving a second send.
+--
+-- Then, last so that the lock is held only until the commit that follows, every subscription
+-- recorded is made ready: an answer frees a slot (max_in_flight, a key, the probe), or holds it
+-- whole (an open circuit, a Retry-After). One ready already is not touched, nor locked: a claim
+-- busy with a backlog never waits for a record.
 CREATE FUNCTION hookpost_record(p_results jsonb, p_circuit jsonb)
 RETURNS TABLE (status text, count bigint)
 LANGUAGE plpgsql VOLATILE AS $$
@@ -347,8 +357,9 @@ DECLARE
     max_cooldown_s double precision := (p_circuit ->> 'max_cooldown_s')::double precision;
     -- An adaptive pace this high is as good as none.
     unpaced_per_s constant double precision := 1000;
+    counts jsonb;
+    recorded_subscriptions uuid[];
 BEGIN
-    RETURN QUERY
     WITH result AS MATERIALIZED (
         SELECT * FROM jsonb_to_recordset(p_results) AS r(
             ord integer, id uuid, claim_id uuid, status attempt_status, response_status integer,
@@ -374,7 +385,7 @@ BEGIN
                count(*) FILTER (WHERE o.status = 'succeeded') AS succeeded,
                count(*) FILTER (WHERE o.failure AND o.ord > o.last_success) AS failed_since,
                bool_or(o.throttled) AS throttled, max(o.pause_s) AS pause_s,
-               array_agg(o.id) FILTER (WHERE o.failure) AS failed_ids,
+               coalesce(array_agg(o.id) FILTER (WHERE o.failure), '{}') AS failed_ids,
                array_agg(o.id) AS ids
         FROM (SELECT *, coalesce(max(ord) FILTER (WHERE status = 'succeeded')
                                      OVER (PARTITION BY subscription_id), -1) AS last_success
@@ -382,24 +393,24 @@ BEGIN
         GROUP BY o.subscription_id
     ),
     locked AS MATERIALIZED (
-        SELECT st.* FROM subscription_state st
-        WHERE st.subscription_id IN (SELECT subscription_id FROM per_subscription)
-        ORDER BY st.subscription_id
+        SELECT h.* FROM subscription_health h
+        WHERE h.subscription_id IN (SELECT subscription_id FROM per_subscription)
+        ORDER BY h.subscription_id
         FOR NO KEY UPDATE
     ),
     decided AS MATERIALIZED (
-        SELECT l.subscription_id, l.application_id, s.url, p.pause_s, c.circuit,
-               CASE WHEN c.circuit = 'closed' AND l.circuit <> 'closed' THEN 0 ELSE f.streak END
+        SELECT l.subscription_id, s.application_id, s.url, c.circuit,
+               CASE WHEN c.circuit = 'closed' AND l.circuit = 'open' THEN 0 ELSE f.streak END
                    AS failure_streak,
                w.started_at AS window_started_at, w.sent AS window_sent,
                w.failed AS window_failed,
-               CASE WHEN c.circuit <> 'open' THEN NULL
-                    WHEN l.circuit = 'open' THEN l.probe_at
-                    ELSE now() + make_interval(secs => k.cooldown_s) END AS probe_at,
+               CASE WHEN c.circuit = 'closed' THEN NULL
+                    WHEN c.reopened OR l.circuit = 'closed'
+                        THEN now() + make_interval(secs => k.cooldown_s)
+                    ELSE l.probe_at END AS probe_at,
                k.cooldown_s,
                CASE WHEN c.circuit = 'closed' THEN NULL
                     WHEN l.circuit = 'closed' THEN now() ELSE l.opened_at END AS opened_at,
-               CASE WHEN c.circuit = 'half_open' THEN l.probe_id END AS probe_id,
                CASE WHEN p.throttled
                         THEN greatest(0.5, coalesce(l.pace_per_s, s.rate_limit_per_s,
                                                     w.sent / greatest(1.0, w.age_s)) / 2)
@@ -413,6 +424,8 @@ BEGIN
         FROM locked l
         JOIN per_subscription p USING (subscription_id)
         JOIN subscriptions s ON s.id = l.subscription_id
+        -- The probe the claim sent, as it committed before sending it.
+        JOIN subscription_state st ON st.subscription_id = l.subscription_id
         CROSS JOIN LATERAL (
             SELECT CASE WHEN p.succeeded > 0 THEN p.failed_since
                         ELSE l.failure_streak + p.failed END AS streak
@@ -428,44 +441,43 @@ BEGIN
                          AS fresh) AS w0
         ) AS w
         CROSS JOIN LATERAL (
+            -- An open circuit closes on its probe's success and opens again on its failure;
+            -- the late answers of what was in flight when it opened change nothing.
             SELECT CASE
-                WHEN l.circuit = 'half_open' AND l.probe_id = ANY(p.ids)
-                    THEN CASE WHEN l.probe_id = ANY(coalesce(p.failed_ids, '{}'))
-                              THEN 'open' ELSE 'closed' END
-                WHEN l.circuit = 'closed'
-                     AND (f.streak >= trip_failures
-                          OR (w.sent >= min_requests AND w.failed >= trip_ratio * w.sent))
-                    THEN 'open'
-                ELSE l.circuit END AS circuit
+                       WHEN l.circuit = 'open' AND st.probe_id = ANY(p.ids)
+                           THEN CASE WHEN st.probe_id = ANY(p.failed_ids) THEN 'open'
+                                     ELSE 'closed' END
+                       WHEN l.circuit = 'closed'
+                            AND (f.streak >= trip_failures
+                                 OR (w.sent >= min_requests AND w.failed >= trip_ratio * w.sent))
+                           THEN 'open'
+                       ELSE l.circuit END AS circuit,
+                   l.circuit = 'open' AND st.probe_id = ANY(p.failed_ids) AS reopened
         ) AS c
         CROSS JOIN LATERAL (
             SELECT CASE WHEN c.circuit = 'closed' THEN 0
                         WHEN l.circuit = 'closed' THEN base_cooldown_s
-                        WHEN l.circuit = 'half_open' AND c.circuit = 'open'
+                        WHEN c.reopened
                             THEN least(max_cooldown_s, greatest(l.cooldown_s, base_cooldown_s) * 2)
                         ELSE l.cooldown_s END AS cooldown_s
         ) AS k
     ),
     health AS (
-        UPDATE subscription_state st
+        UPDATE subscription_health h
         SET circuit = d.circuit, failure_streak = d.failure_streak,
             window_started_at = d.window_started_at, window_sent = d.window_sent,
             window_failed = d.window_failed, probe_at = d.probe_at, cooldown_s = d.cooldown_s,
-            opened_at = d.opened_at, probe_id = d.probe_id, pace_per_s = d.pace_per_s,
-            -- A slower pace starts from an empty bucket.
-            tokens = CASE WHEN d.pace_per_s < st.pace_per_s OR (st.pace_per_s IS NULL
-                                                                AND d.pace_per_s IS NOT NULL)
-                          THEN 0 ELSE st.tokens END,
-            tokens_at = CASE WHEN d.pace_per_s < st.pace_per_s OR (st.pace_per_s IS NULL
-                                                                   AND d.pace_per_s IS NOT NULL)
-                             THEN now() ELSE st.tokens_at END,
-            paused_until = d.paused_until,
-            -- An answer frees a slot (max_in_flight, a key, the probe): look again now, unless
-            -- the whole subscription is held.
-            ready_at = CASE WHEN d.circuit = 'open' THEN d.probe_at
-                            WHEN d.paused_until > now() THEN d.paused_until
-                            ELSE least(st.ready_at, now()) END
-        FROM decided d WHERE st.subscription_id = d.subscription_id
+            opened_at = d.opened_at, pace_per_s = d.pace_per_s, paused_until = d.paused_until
+        FROM decided d WHERE h.subscription_id = d.subscription_id
+        RETURNING 1
+    ),
+    -- A slower pace starts from an empty bucket. The claim holds this row only briefly, and never
+    -- waits for a record, so waiting here is short and cannot deadlock.
+    repaced AS (
+        UPDATE subscription_state st SET tokens = 0, tokens_at = now()
+        FROM decided d JOIN locked l USING (subscription_id)
+        WHERE st.subscription_id = d.subscription_id
+          AND d.pace_per_s < coalesce(l.pace_per_s, 'infinity')
         RETURNING 1
     ),
     disabled AS (
@@ -547,9 +559,24 @@ BEGIN
     woken AS MATERIALIZED (
         SELECT pg_notify('hookpost_attempts', '')
         FROM (SELECT FROM operational_attempts LIMIT 1) AS created
+    ),
+    tally AS (
+        SELECT o.status::text AS status, count(*) AS n FROM outcome o GROUP BY o.status
     )
-    SELECT o.status::text, count(*)
-    FROM outcome o CROSS JOIN (SELECT count(*) FROM woken) AS wake
-    GROUP BY o.status;
+    SELECT coalesce((SELECT jsonb_object_agg(t.status, t.n) FROM tally t), '{}'),
+           coalesce((SELECT array_agg(p.subscription_id ORDER BY p.subscription_id)
+                     FROM per_subscription p), '{}')
+    INTO counts, recorded_subscriptions
+    FROM (SELECT count(*) FROM woken) AS wake;
+
+    UPDATE subscription_state st
+    SET ready_at = greatest(now(), h.paused_until, CASE WHEN h.circuit = 'open' THEN h.probe_at END)
+    FROM subscription_health h
+    WHERE st.subscription_id = ANY(recorded_subscriptions)
+      AND h.subscription_id = st.subscription_id
+      AND (st.ready_at IS NULL OR st.ready_at > greatest(
+          now(), h.paused_until, CASE WHEN h.circuit = 'open' THEN h.probe_at END));
+
+    RETURN QUERY SELECT c.key, c.value::bigint FROM jsonb_each_text(counts) AS c;
 END
 $$;
