@@ -411,6 +411,16 @@ def seed_attempts(url: str, receiver: str, count: int) -> None:
         conn.execute("NOTIFY hookpost_attempts")
 
 
+def settle_leftovers(url: str) -> None:
+    """Give up what earlier figures left pending (the ingest figures run no deliver loop), so
+    that each delivery figure measures only its own attempts, not a backlog it inherited."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE attempts SET status = 'gave_up', finished_at = now(),"
+            " error = 'left over by an earlier figure' WHERE status IN ('pending', 'in_flight')"
+        )
+
+
 def succeeded(url: str) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
         query = "SELECT count(*) FROM attempts WHERE status = 'succeeded'"
@@ -420,6 +430,7 @@ def succeeded(url: str) -> int:
 def deliveries(url: str, receiver: str) -> list[Figure]:
     total = scaled(20_000)
     figures = []
+    settle_leftovers(url)
     for concurrency, label in ((100, "rate"), (500, "rss")):
         env = {
             "DATABASE_URL": url,
@@ -519,6 +530,7 @@ def collect_arrivals(receiver_base: str, ids: Iterable[str], timeout: float) -> 
 
 def end_to_end(url: str, receiver: str, receiver_base: str, rate: int) -> list[Figure]:
     seconds = 10 * SCALE
+    settle_leftovers(url)
     with hookpost("dev", url, limits="off") as api:
         app, headers = tenant(api, receiver)
         httpx.get(f"{receiver_base}/_arrivals")
@@ -584,6 +596,7 @@ def fairness(url: str, receiver_base: str) -> list[Figure]:
     against the same small tenant with no backlog, in the same system."""
     count, batches = scaled(200), scaled(200)
     backlog = batches * 500
+    settle_leftovers(url)
     with hookpost("dev", url, limits="off") as api:
         small, small_headers = tenant(api, f"{receiver_base}/webhooks")
         # /slow holds each request 1 s: the deliver loop works the backlog off at about its

@@ -142,3 +142,19 @@ def test_only_the_claim_holding_an_attempt_records_it(tenant, subscribed):
         others = [row["id"] for row in claimed_again if row["id"] != attempt["id"]]
         # Hand the rest back, as a stopping worker would.
         assert claims.release(conn, [alive], others) == len(others)
+
+
+def test_the_share_holds_when_what_others_leave_goes_back_to_a_backlog(
+    tenant, other_tenant, subscribed, other
+):
+    seed, fresh = tenant.send(), other_tenant.send()
+    with connection() as conn, conn.transaction(force_rollback=True):
+        only_these_ready(conn, subscribed["id"], other["id"])
+        backlog(conn, subscribed["id"], seed, tenant, 200)
+        sub = uuid.UUID(subscribed["id"])
+        # Half of the batch (30) is the backlog's part, and the other's unused part goes back to
+        # it: but never beyond the 50 the loop may hold, 10 of which it holds already.
+        claimed = claims.claim(conn, uuid.uuid4(), 60, 60.0, share=50, holding={sub: 10})
+        by_subscription = Counter(str(row["subscription_id"]) for row in claimed.attempts)
+        assert by_subscription == {subscribed["id"]: 40, other["id"]: 1}
+        assert fresh["id"] in {str(row["event_id"]) for row in claimed.attempts}

@@ -47,6 +47,8 @@ _CLOSE_MARGIN_S = 2.0
 _RECORD_TRIES = 3
 # The shortest wait for a subscription's turn between claims.
 _MIN_WAIT_S = 0.01
+# How soon a loop looks again at a subscription that was ready but yielded nothing.
+_BUSY_WAIT_S = 0.02
 
 
 @dataclass
@@ -193,9 +195,13 @@ class Worker:
             timeout = min(self._settings.poll_s, next_recovery - time.monotonic())
             if self._next_ready_s:
                 # Held subscriptions (a rate, a Retry-After, a circuit's probe) come due without
-                # a NOTIFY. One ready now is this loop's to claim once slots free up (or another
-                # claim's): waking for it would only spin.
+                # a NOTIFY.
                 timeout = min(timeout, max(self._next_ready_s, _MIN_WAIT_S))
+            elif self._last_claim_empty and self._next_ready_s == 0:
+                # Ready, yet nothing came: this loop holds that subscription's share, or another
+                # transaction held its row for a moment (a record making it ready, another
+                # claim). Look again shortly rather than at the next poll.
+                timeout = min(timeout, _BUSY_WAIT_S)
             if self._claim_until is not None:
                 timeout = min(timeout, self._claim_until - time.monotonic())
             try:

@@ -285,6 +285,8 @@ DECLARE
     part record;
     sent_all uuid[] := '{}';
     settled_all uuid[] := '{}';
+    -- What the loop holds of each subscription, with what this claim gave it so far.
+    holding jsonb := p_holding;
 BEGIN
     SELECT coalesce(array_agg(t.subscription_id ORDER BY t.ready_at, t.subscription_id), '{}')
     INTO turn
@@ -302,7 +304,9 @@ BEGIN
             EXIT WHEN remaining <= 0;
             part := hookpost_claim_from(
                 sid, ceil(remaining::numeric / (cardinality(turn) - turn_index + 1))::integer,
-                p_claim_id, p_lease_s, p_share, p_holding);
+                p_claim_id, p_lease_s, p_share, holding);
+            holding := holding || jsonb_build_object(
+                sid::text, coalesce((holding ->> sid::text)::integer, 0) + cardinality(part.sent));
             sent_all := sent_all || part.sent;
             settled_all := settled_all || part.settled;
             remaining := remaining - cardinality(part.sent);
