@@ -158,3 +158,30 @@ def test_the_share_holds_when_what_others_leave_goes_back_to_a_backlog(
         by_subscription = Counter(str(row["subscription_id"]) for row in claimed.attempts)
         assert by_subscription == {subscribed["id"]: 40, other["id"]: 1}
         assert fresh["id"] in {str(row["event_id"]) for row in claimed.attempts}
+
+
+def test_turns_go_by_application_so_many_busy_subscriptions_crowd_out_nobody(
+    tenant, other_tenant, subscribed, other
+):
+    seed = tenant.send()
+    with connection() as conn:
+        # The other tenant's event is the newest thing ready: last, were turns by subscription.
+        conn.execute(
+            "UPDATE subscription_state SET ready_at = NULL WHERE subscription_id = %(id)s",
+            {"id": other["id"]},
+        )
+    fresh = other_tenant.send()
+    with connection() as conn, conn.transaction(force_rollback=True):
+        only_these_ready(conn, subscribed["id"], other["id"])
+        crowd = conn.execute(
+            "INSERT INTO subscriptions (application_id, url, event_types, secret)"
+            " SELECT %(app)s, 'http://127.0.0.1:9/hook', '{*}', 'whsec_x'"
+            " FROM generate_series(1, 150) RETURNING id",
+            {"app": tenant.id},
+        ).fetchall()
+        for row in crowd:
+            backlog(conn, str(row["id"]), seed, tenant, 2)
+        claimed = claims.claim(conn, uuid.uuid4(), 100, 60.0).attempts
+        # 150 subscriptions of one application waited longer; the other's event still goes.
+        assert fresh["id"] in {str(row["event_id"]) for row in claimed}
+        assert len(claimed) == 100

@@ -65,6 +65,10 @@ CREATE TABLE subscription_health (
 ) WITH (fillfactor = 70);
 CREATE INDEX subscription_state_ready_idx ON subscription_state (ready_at)
     WHERE ready_at IS NOT NULL;
+-- The claim takes turns by application first (a loose index scan over the applications with a
+-- subscription ready), then by ready_at within each.
+CREATE INDEX subscription_state_application_ready_idx ON subscription_state (application_id, ready_at)
+    WHERE ready_at IS NOT NULL;
 
 -- Every attempt references its subscription's state row: the foreign-key check of an insert
 -- holds a KEY SHARE lock on it until commit, which is what hookpost_settle_ready waits out.

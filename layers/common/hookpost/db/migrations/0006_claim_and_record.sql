@@ -261,11 +261,13 @@ $$;
 -- Claims up to p_limit attempts for p_claim_id, leased for p_lease_s, and returns what sending
 -- them needs (rows with status 'in_flight'), plus the attempts the claim settled itself.
 --
--- Fairness: the subscriptions whose turn it is (oldest ready_at first, none another claim holds)
--- share the batch: each gets up to its equal part of what is left, and what one does not use goes
--- to the next; what is still left then goes to those that took their whole part. One with more
--- due goes to the back of the queue, so a large backlog takes its share of every claim round and
--- a fresh event of anyone else goes out in the next one. p_share, p_holding: see
+-- Fairness: the subscriptions whose turn it is share the batch: each gets up to its equal part of
+-- what is left, and what one does not use goes to the next; what is still left then goes to those
+-- that took their whole part. Turns go by application first: every application with a ready
+-- subscription has its longest-waiting one in the turn before any has a second, so however many
+-- subscriptions one application has with a backlog, another's fresh event goes in the next claim.
+-- Within an application, the oldest ready_at goes first, and one with more due goes to the back of
+-- the queue (ready_at now). None another claim holds is taken. p_share, p_holding: see
 -- hookpost_claim_from.
 CREATE FUNCTION hookpost_claim(
     p_claim_id uuid, p_limit integer, p_lease_s double precision, p_share integer,
@@ -277,6 +279,7 @@ RETURNS TABLE (
 LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
 DECLARE
+    candidates uuid[];
     turn uuid[];
     hungry uuid[] := '{}';
     sid uuid;
@@ -288,13 +291,41 @@ DECLARE
     -- What the loop holds of each subscription, with what this claim gave it so far.
     holding jsonb := p_holding;
 BEGIN
-    SELECT coalesce(array_agg(t.subscription_id ORDER BY t.ready_at, t.subscription_id), '{}')
+    WITH RECURSIVE applications AS (
+        (SELECT st.application_id FROM subscription_state st
+         WHERE st.ready_at <= now() ORDER BY st.application_id LIMIT 1)
+        UNION ALL
+        SELECT (SELECT st.application_id FROM subscription_state st
+                WHERE st.ready_at <= now() AND st.application_id > a.application_id
+                ORDER BY st.application_id LIMIT 1)
+        FROM applications a WHERE a.application_id IS NOT NULL
+    ),
+    ranked AS (
+        SELECT r.subscription_id, r.ready_at,
+               row_number() OVER (PARTITION BY a.application_id
+                                  ORDER BY r.ready_at, r.subscription_id) AS place
+        FROM applications a
+        CROSS JOIN LATERAL (
+            SELECT st.subscription_id, st.ready_at FROM subscription_state st
+            WHERE st.application_id = a.application_id AND st.ready_at <= now()
+            ORDER BY st.ready_at, st.subscription_id LIMIT p_limit
+        ) AS r
+        WHERE a.application_id IS NOT NULL
+    )
+    SELECT coalesce(array_agg(c.subscription_id ORDER BY c.place, c.ready_at, c.subscription_id),
+                    '{}')
+    INTO candidates
+    FROM (SELECT * FROM ranked ORDER BY place, ready_at, subscription_id LIMIT 2 * p_limit) AS c;
+    -- Locked apart from the ranking (a window cannot be locked), in turn order; those another
+    -- claim holds are passed over.
+    SELECT coalesce(
+               array_agg(t.subscription_id ORDER BY array_position(candidates, t.subscription_id)),
+               '{}')
     INTO turn
-    FROM (SELECT st.subscription_id, st.ready_at FROM subscription_state st
-          WHERE st.ready_at <= now()
-          ORDER BY st.ready_at, st.subscription_id
-          LIMIT p_limit
+    FROM (SELECT st.subscription_id FROM subscription_state st
+          WHERE st.subscription_id = ANY(candidates) AND st.ready_at <= now()
           FOR NO KEY UPDATE SKIP LOCKED) AS t;
+    turn := turn[1:p_limit];
 
     FOR pass IN 1 .. 2 LOOP
         turn_index := 0;
