@@ -67,7 +67,8 @@ CREATE INDEX subscription_state_ready_idx ON subscription_state (ready_at)
     WHERE ready_at IS NOT NULL;
 -- The claim takes turns by application first (a loose index scan over the applications with a
 -- subscription ready), then by ready_at within each.
-CREATE INDEX subscription_state_application_ready_idx ON subscription_state (application_id, ready_at)
+CREATE INDEX subscription_state_application_ready_idx
+    ON subscription_state (application_id, ready_at)
     WHERE ready_at IS NOT NULL;
 
 -- Every attempt references its subscription's state row: the foreign-key check of an insert
@@ -109,7 +110,8 @@ CREATE TRIGGER subscriptions_state_create AFTER INSERT ON subscriptions
 
 INSERT INTO subscription_state (subscription_id, application_id, ready_at)
 SELECT s.id, s.application_id,
-       (SELECT min(a.due_at) FROM attempts a WHERE a.subscription_id = s.id AND a.status = 'pending')
+       (SELECT min(a.due_at) FROM attempts a
+        WHERE a.subscription_id = s.id AND a.status = 'pending')
 FROM subscriptions s;
 INSERT INTO subscription_health (subscription_id) SELECT id FROM subscriptions;
 

@@ -74,7 +74,8 @@ BEGIN
         RETURN NULL;
     END IF;
     IF sub.ordering = 'per_key' THEN
-        SELECT min(h.due_at) INTO next_at FROM hookpost_key_heads(p_subscription_id, false, 1000000) h;
+        SELECT min(h.due_at) INTO next_at
+        FROM hookpost_key_heads(p_subscription_id, false, 1000000) h;
     ELSIF sub.max_in_flight IS NOT NULL AND sub.max_in_flight <= (
         SELECT count(*) FROM attempts a
         WHERE a.subscription_id = p_subscription_id AND a.status = 'in_flight'
@@ -226,28 +227,32 @@ BEGIN
         END IF;
     END IF;
 
-    WITH ended AS (
+    -- Leased, or ended if their event expired meanwhile: one statement.
+    WITH taken AS (
         UPDATE attempts a
-        SET status = 'expired', claimed_by = p_claim_id, finished_at = now(),
-            error = 'expired before it could be sent'
-        WHERE a.id = ANY(picked) AND a.expires_at <= now()
-        RETURNING a.id
+        SET status = CASE WHEN a.expires_at <= now() THEN 'expired'
+                          ELSE 'in_flight' END::attempt_status,
+            claimed_by = p_claim_id,
+            started_at = CASE WHEN a.expires_at <= now() THEN NULL ELSE now() END,
+            lease_expires_at = CASE WHEN a.expires_at <= now() THEN NULL
+                                    ELSE now() + make_interval(secs => p_lease_s) END,
+            finished_at = CASE WHEN a.expires_at <= now() THEN now() END,
+            error = CASE WHEN a.expires_at <= now() THEN 'expired before it could be sent' END
+        WHERE a.id = ANY(picked)
+        RETURNING a.id, a.status
     )
-    SELECT coalesce(array_agg(ended.id), '{}') INTO settled FROM ended;
-    WITH leased AS (
-        UPDATE attempts a
-        SET status = 'in_flight', claimed_by = p_claim_id, started_at = now(),
-            lease_expires_at = now() + make_interval(secs => p_lease_s)
-        WHERE a.id = ANY(picked) AND NOT (a.id = ANY(settled))
-        RETURNING a.id
-    )
-    SELECT coalesce(array_agg(leased.id), '{}') INTO sent FROM leased;
+    SELECT coalesce(array_agg(taken.id) FILTER (WHERE taken.status = 'in_flight'), '{}'),
+           coalesce(array_agg(taken.id) FILTER (WHERE taken.status = 'expired'), '{}')
+    INTO sent, settled
+    FROM taken;
 
-    UPDATE subscription_state
-    SET tokens = CASE WHEN rate IS NOT NULL THEN level - cardinality(sent) END,
-        tokens_at = CASE WHEN rate IS NOT NULL THEN now() END,
-        probe_id = CASE WHEN probing AND cardinality(sent) > 0 THEN sent[1] ELSE probe_id END
-    WHERE subscription_id = sid;
+    IF rate IS NOT NULL OR (probing AND cardinality(sent) > 0) THEN
+        UPDATE subscription_state
+        SET tokens = CASE WHEN rate IS NOT NULL THEN level - cardinality(sent) END,
+            tokens_at = CASE WHEN rate IS NOT NULL THEN now() END,
+            probe_id = CASE WHEN probing AND cardinality(sent) > 0 THEN sent[1] ELSE probe_id END
+        WHERE subscription_id = sid;
+    END IF;
     hungry := cap > 0 AND cardinality(picked) = cap AND cap = p_quota AND NOT probing;
     IF hungry THEN
         -- There may be more, after everyone else's turn.
@@ -291,41 +296,54 @@ DECLARE
     -- What the loop holds of each subscription, with what this claim gave it so far.
     holding jsonb := p_holding;
 BEGIN
-    WITH RECURSIVE applications AS (
-        (SELECT st.application_id FROM subscription_state st
-         WHERE st.ready_at <= now() ORDER BY st.application_id LIMIT 1)
-        UNION ALL
-        SELECT (SELECT st.application_id FROM subscription_state st
-                WHERE st.ready_at <= now() AND st.application_id > a.application_id
-                ORDER BY st.application_id LIMIT 1)
-        FROM applications a WHERE a.application_id IS NOT NULL
-    ),
-    ranked AS (
-        SELECT r.subscription_id, r.ready_at,
-               row_number() OVER (PARTITION BY a.application_id
-                                  ORDER BY r.ready_at, r.subscription_id) AS place
-        FROM applications a
-        CROSS JOIN LATERAL (
-            SELECT st.subscription_id, st.ready_at FROM subscription_state st
-            WHERE st.application_id = a.application_id AND st.ready_at <= now()
-            ORDER BY st.ready_at, st.subscription_id LIMIT p_limit
-        ) AS r
-        WHERE a.application_id IS NOT NULL
-    )
-    SELECT coalesce(array_agg(c.subscription_id ORDER BY c.place, c.ready_at, c.subscription_id),
-                    '{}')
-    INTO candidates
-    FROM (SELECT * FROM ranked ORDER BY place, ready_at, subscription_id LIMIT 2 * p_limit) AS c;
-    -- Locked apart from the ranking (a window cannot be locked), in turn order; those another
-    -- claim holds are passed over.
-    SELECT coalesce(
-               array_agg(t.subscription_id ORDER BY array_position(candidates, t.subscription_id)),
-               '{}')
+    -- Every subscription ready fits in the turn (the usual case): no ranking needed.
+    SELECT coalesce(array_agg(t.subscription_id ORDER BY t.ready_at, t.subscription_id), '{}')
     INTO turn
-    FROM (SELECT st.subscription_id FROM subscription_state st
-          WHERE st.subscription_id = ANY(candidates) AND st.ready_at <= now()
+    FROM (SELECT st.subscription_id, st.ready_at FROM subscription_state st
+          WHERE st.ready_at <= now()
+          ORDER BY st.ready_at, st.subscription_id
+          LIMIT p_limit + 1
           FOR NO KEY UPDATE SKIP LOCKED) AS t;
-    turn := turn[1:p_limit];
+    IF cardinality(turn) > p_limit THEN
+        WITH RECURSIVE applications AS (
+            (SELECT st.application_id FROM subscription_state st
+             WHERE st.ready_at <= now() ORDER BY st.application_id LIMIT 1)
+            UNION ALL
+            SELECT (SELECT st.application_id FROM subscription_state st
+                    WHERE st.ready_at <= now() AND st.application_id > a.application_id
+                    ORDER BY st.application_id LIMIT 1)
+            FROM applications a WHERE a.application_id IS NOT NULL
+        ),
+        ranked AS (
+            SELECT r.subscription_id, r.ready_at,
+                   row_number() OVER (PARTITION BY a.application_id
+                                      ORDER BY r.ready_at, r.subscription_id) AS place
+            FROM applications a
+            CROSS JOIN LATERAL (
+                SELECT st.subscription_id, st.ready_at FROM subscription_state st
+                WHERE st.application_id = a.application_id AND st.ready_at <= now()
+                ORDER BY st.ready_at, st.subscription_id LIMIT p_limit
+            ) AS r
+            WHERE a.application_id IS NOT NULL
+        )
+        SELECT coalesce(
+                   array_agg(c.subscription_id ORDER BY c.place, c.ready_at, c.subscription_id),
+                   '{}')
+        INTO candidates
+        FROM (SELECT * FROM ranked
+              ORDER BY place, ready_at, subscription_id LIMIT 2 * p_limit) AS c;
+        -- Locked apart from the ranking (a window cannot be locked), in turn order; those another
+        -- claim holds are passed over.
+        SELECT coalesce(
+                   array_agg(t.subscription_id
+                             ORDER BY array_position(candidates, t.subscription_id)),
+                   '{}')
+        INTO turn
+        FROM (SELECT st.subscription_id FROM subscription_state st
+              WHERE st.subscription_id = ANY(candidates) AND st.ready_at <= now()
+              FOR NO KEY UPDATE SKIP LOCKED) AS t;
+        turn := turn[1:p_limit];
+    END IF;
 
     FOR pass IN 1 .. 2 LOOP
         turn_index := 0;
@@ -540,7 +558,8 @@ BEGIN
     -- the attempts of operational events: a receiver of hookpost.attempt.gave_up that is down
     -- would otherwise feed itself for ever.
     raised AS MATERIALIZED (
-        SELECT d.application_id, d.subscription_id AS about, 'hookpost.circuit.opened' AS event_type,
+        SELECT d.application_id, d.subscription_id AS about,
+               'hookpost.circuit.opened' AS event_type,
                jsonb_build_object(
                    'subscription_id', d.subscription_id, 'url', d.url,
                    'opened_at', hookpost_rfc3339(now()), 'failure_streak', d.failure_streak,
