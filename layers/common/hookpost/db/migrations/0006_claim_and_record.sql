@@ -589,6 +589,8 @@ BEGIN
          AND r.event_type = ANY(s.event_types)
          -- the subscription just disabled gets no more attempts
          AND NOT (r.event_type = 'hookpost.subscription.disabled' AND s.id = r.about)
+        -- As ingest does: a PATCH changing `ordering` waits for this, or this reads its result.
+        FOR KEY SHARE OF s
     ),
     operational AS MATERIALIZED (
         SELECT hookpost_uuid7() AS id, a.application_id, a.event_type, a.payload,
