@@ -103,6 +103,45 @@ class Receiver:
         return [r for r in self.requests if r.webhook_id == webhook_id]
 
 
+class Slow:
+    """A receiver's answer after `delay_s`, noting how many requests are on the wire at once."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def __call__(self, received: Received) -> web.Response:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay_s)
+        finally:
+            self.in_flight -= 1
+        return web.Response(text="ok")
+
+
+def send_batches(tenant, count: int) -> list[dict]:
+    """`count` invoice.paid events through the batch endpoint, 500 a request; their results."""
+    results = []
+    for first in range(0, count, 500):
+        events = [
+            {"event_type": "invoice.paid", "payload": {"n": n}}
+            for n in range(first, min(first + 500, count))
+        ]
+        response = tenant.post("/events/batch", {"events": events})
+        assert response.status_code == 202, response.text
+        results += response.json()["data"]
+    return results
+
+
+def health_of(tenant, subscription: dict) -> dict:
+    """The subscription's health as the API shows it."""
+    response = tenant.get(f"/subscriptions/{subscription['id']}")
+    assert response.status_code == 200, response.text
+    return response.json()["health"]
+
+
 def attempts_of(tenant, event_id: str) -> list[dict]:
     """The event's attempts, in try order."""
     response = tenant.get(f"/events/{event_id}")

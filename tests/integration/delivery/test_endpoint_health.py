@@ -11,14 +11,16 @@ from datetime import datetime
 import pytest
 from aiohttp import web
 
-from support_delivery import Receiver, attempts_of, delivering
+from support_delivery import Receiver, attempts_of, delivering, health_of
 from support_process import wait_for
 
 
-def health(tenant, subscription: dict) -> dict:
-    response = tenant.get(f"/subscriptions/{subscription['id']}")
-    assert response.status_code == 200, response.text
-    return response.json()["health"]
+def failing(receiver: Receiver) -> threading.Event:
+    """The receiver answers 500 while the returned event is set (it starts set), 200 after."""
+    down = threading.Event()
+    down.set()
+    receiver.answer = lambda received: web.Response(status=500 if down.is_set() else 200)
+    return down
 
 
 @pytest.fixture
@@ -38,23 +40,21 @@ def test_a_failing_receiver_opens_the_circuit_holds_attempts_and_a_probe_closes_
 ):
     env(HOOKPOST_CIRCUIT_FAILURES="3", HOOKPOST_CIRCUIT_COOLDOWN_S="0.5")
     watch = operational(tenant, watcher, "hookpost.circuit.opened")
-    down = threading.Event()
-    down.set()
-    receiver.answer = lambda received: web.Response(status=500 if down.is_set() else 200)
+    down = failing(receiver)
     with delivering():
         events = [tenant.send() for _ in range(3)]
-        wait_for(lambda: health(tenant, subscribed)["circuit"] == "open", what="an open circuit")
-        opened = health(tenant, subscribed)
+        wait_for(lambda: health_of(tenant, subscribed)["circuit"] == "open", what="an open circuit")
+        opened = health_of(tenant, subscribed)
         assert opened["open_since"] is not None and opened["failure_streak"] >= 3
         before_probe = len(receiver.requests)
         # After the cool-down, exactly one probe; it fails, and the circuit opens again for
         # twice as long.
         wait_for(lambda: len(receiver.requests) > before_probe, what="the probe")
         wait_for(
-            lambda: health(tenant, subscribed)["probe_at"] not in (None, opened["probe_at"]),
+            lambda: health_of(tenant, subscribed)["probe_at"] not in (None, opened["probe_at"]),
             what="the circuit re-opened",
         )
-        reopened = health(tenant, subscribed)
+        reopened = health_of(tenant, subscribed)
         assert reopened["circuit"] == "open"
         assert reopened["open_since"] == opened["open_since"]
         assert len(receiver.requests) == before_probe + 1
@@ -73,7 +73,7 @@ def test_a_failing_receiver_opens_the_circuit_holds_attempts_and_a_probe_closes_
             timeout=20,
             what="every event delivered once the receiver is back",
         )
-    closed = health(tenant, subscribed)
+    closed = health_of(tenant, subscribed)
     assert (closed["circuit"], closed["open_since"], closed["failure_streak"]) == (
         "closed",
         None,
@@ -106,10 +106,10 @@ def test_a_high_failure_ratio_opens_the_circuit_without_a_streak(
         for _ in range(8):
             event = tenant.send()
             wait_for(lambda e=event: attempts_of(tenant, e["id"])[-1]["status"] != "pending")
-            if health(tenant, subscribed)["circuit"] == "open":
+            if health_of(tenant, subscribed)["circuit"] == "open":
                 break
-        wait_for(lambda: health(tenant, subscribed)["circuit"] == "open", what="an open circuit")
-    assert health(tenant, subscribed)["failure_streak"] <= 1
+        wait_for(lambda: health_of(tenant, subscribed)["circuit"] == "open", what="an open circuit")
+    assert health_of(tenant, subscribed)["failure_streak"] <= 1
 
 
 def test_giving_up_and_a_410_raise_operational_events(
@@ -164,12 +164,10 @@ def test_an_operational_receiver_that_is_down_does_not_feed_itself(
 
 def test_a_manual_retry_probes_an_open_circuit_at_once(tenant, subscribed, receiver, env):
     env(HOOKPOST_CIRCUIT_FAILURES="2", HOOKPOST_CIRCUIT_COOLDOWN_S="600")
-    down = threading.Event()
-    down.set()
-    receiver.answer = lambda received: web.Response(status=500 if down.is_set() else 200)
+    down = failing(receiver)
     with delivering():
         events = [tenant.send() for _ in range(2)]
-        wait_for(lambda: health(tenant, subscribed)["circuit"] == "open", what="an open circuit")
+        wait_for(lambda: health_of(tenant, subscribed)["circuit"] == "open", what="an open circuit")
         down.clear()
         # Without the retry the next probe is ten minutes away.
         first_try = attempts_of(tenant, events[0]["id"])[0]
@@ -179,4 +177,4 @@ def test_a_manual_retry_probes_an_open_circuit_at_once(tenant, subscribed, recei
             timeout=10,
             what="the held attempts delivered after the probe",
         )
-    assert health(tenant, subscribed)["circuit"] == "closed"
+    assert health_of(tenant, subscribed)["circuit"] == "closed"

@@ -3,36 +3,17 @@ makes another tenant's fresh event wait for it."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 
 import pytest
-from aiohttp import web
 
 from hookpost.config import get_settings
-from support_delivery import Received, Receiver, delivering, settled
+from support_delivery import Receiver, Slow, delivering, send_batches, settled
 from support_process import wait_for
 
 BACKLOG = 2000
 SLOW_S = 1.0
-
-
-class Slow:
-    """Answers after SLOW_S, noting how many requests are on the wire at once."""
-
-    def __init__(self) -> None:
-        self.in_flight = 0
-        self.most_in_flight = 0
-
-    async def __call__(self, received: Received) -> web.Response:
-        self.in_flight += 1
-        self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        try:
-            await asyncio.sleep(SLOW_S)
-        finally:
-            self.in_flight -= 1
-        return web.Response(text="eventually")
 
 
 @pytest.fixture
@@ -42,26 +23,16 @@ def other_receiver() -> Iterator[Receiver]:
     receiver.stop()
 
 
-def backlog(tenant, count: int) -> None:
-    for first in range(0, count, 500):
-        events = [
-            {"event_type": "invoice.paid", "payload": {"n": n}}
-            for n in range(first, min(first + 500, count))
-        ]
-        response = tenant.post("/events/batch", {"events": events})
-        assert response.status_code == 202, response.text
-
-
 def test_a_fresh_event_overtakes_another_tenants_slow_backlog(
     tenant, subscribed, receiver, other_tenant, other_receiver, env
 ):
     # One subscription may hold at most half of the loop's slots (the default, made explicit).
     env(HOOKPOST_DELIVERY_SUBSCRIPTION_SHARE="0.5")
     share = get_settings().delivery.concurrency // 2
-    slow = receiver.answer = Slow()
+    slow = receiver.answer = Slow(SLOW_S)
     other_tenant.event_type("invoice.paid")
     other_tenant.subscription(url=other_receiver.url)
-    backlog(tenant, BACKLOG)
+    send_batches(tenant, BACKLOG)
     with delivering(1):
         # The backlog is being worked: the slow receiver holds a batch of requests.
         wait_for(lambda: slow.in_flight >= share, timeout=5, what="the backlog on the wire")

@@ -16,8 +16,8 @@ import psycopg
 from hookpost.config import CircuitSettings
 from hookpost.db import queries
 
-# Recovery works in bounded statements so that a huge number of expired leases (a fleet of
-# workers died) never makes one long transaction.
+# Recovery and expiry work in bounded statements so that a huge number of rows (a fleet of
+# workers died, a held backlog expired) never makes one long transaction.
 _RECOVER_CHUNK = 5000
 
 
@@ -88,12 +88,7 @@ def resync_ready(conn: psycopg.Connection) -> int:
 
 def expire(conn: psycopg.Connection) -> int:
     """End pending attempts whose event expired (held ones too); returns how many."""
-    expired = 0
-    while True:
-        count = conn.execute(queries.DELIVERY_EXPIRE, {"limit": _RECOVER_CHUNK}).rowcount
-        expired += count
-        if count < _RECOVER_CHUNK:
-            return expired
+    return _in_chunks(conn, queries.DELIVERY_EXPIRE)
 
 
 def release(
@@ -107,9 +102,14 @@ def release(
 def recover_expired_leases(conn: psycopg.Connection) -> int:
     """Return in-flight attempts whose lease expired (their worker died) to pending, to be
     delivered again; returns how many. Safe to run from any number of processes at once."""
-    recovered = 0
+    return _in_chunks(conn, queries.DELIVERY_RECOVER_LEASES)
+
+
+def _in_chunks(conn: psycopg.Connection, statement: str) -> int:
+    """Run a statement that changes up to %(limit)s rows until it changes fewer; the total."""
+    total = 0
     while True:
-        count = conn.execute(queries.DELIVERY_RECOVER_LEASES, {"limit": _RECOVER_CHUNK}).rowcount
-        recovered += count
+        count = conn.execute(statement, {"limit": _RECOVER_CHUNK}).rowcount
+        total += count
         if count < _RECOVER_CHUNK:
-            return recovered
+            return total

@@ -9,6 +9,14 @@ LANGUAGE sql STABLE STRICT PARALLEL SAFE AS $$
     SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 $$;
 
+-- What the claim reads of a subscription: its settings, its claim state and its health.
+CREATE VIEW subscription_delivery AS
+SELECT st.subscription_id, s.enabled, s.rate_limit_per_s, s.max_in_flight, s.ordering,
+       h.circuit, h.probe_at, h.paused_until, h.pace_per_s, st.probe_id, st.tokens, st.tokens_at
+FROM subscription_state st
+JOIN subscriptions s ON s.id = st.subscription_id
+JOIN subscription_health h ON h.subscription_id = st.subscription_id;
+
 -- The head of every key of a per_key subscription that may go now: the attempt of the oldest
 -- event (ingest order) with anything left to send, when no attempt of its key is in flight. With
 -- p_due false, heads not due yet are included (to know when the next one is). A loose index scan
@@ -58,13 +66,7 @@ DECLARE
     next_at timestamptz;
     rate double precision;
 BEGIN
-    SELECT s.max_in_flight, s.ordering, s.rate_limit_per_s, h.circuit, h.probe_at, st.probe_id,
-           h.paused_until, st.tokens, st.tokens_at, h.pace_per_s
-    INTO sub
-    FROM subscription_state st
-    JOIN subscriptions s ON s.id = st.subscription_id
-    JOIN subscription_health h ON h.subscription_id = st.subscription_id
-    WHERE st.subscription_id = p_subscription_id;
+    SELECT * INTO sub FROM subscription_delivery d WHERE d.subscription_id = p_subscription_id;
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
@@ -149,13 +151,7 @@ BEGIN
     sent := '{}';
     settled := '{}';
     hungry := false;
-    SELECT s.enabled, s.rate_limit_per_s, s.max_in_flight, s.ordering, h.circuit, h.probe_at,
-           st.probe_id, h.paused_until, st.tokens, st.tokens_at, h.pace_per_s
-    INTO sub
-    FROM subscription_state st
-    JOIN subscriptions s ON s.id = st.subscription_id
-    JOIN subscription_health h ON h.subscription_id = st.subscription_id
-    WHERE st.subscription_id = sid;
+    SELECT * INTO sub FROM subscription_delivery d WHERE d.subscription_id = sid;
     IF NOT FOUND THEN
         RETURN;
     END IF;
