@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
 import logging
 import signal
 import threading
@@ -102,11 +101,8 @@ class Worker:
         self.summary = Summary()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested = False
-        # Each request in flight, with the attempt and claim it serves, and how many requests
-        # in flight each subscription has.
-        self._in_flight: dict[asyncio.Task[None], tuple[uuid.UUID, uuid.UUID]] = {}
-        self._subscription_of: dict[asyncio.Task[None], uuid.UUID] = {}
-        self._holding: collections.Counter[uuid.UUID] = collections.Counter()
+        # Each request in flight, with the attempt, claim and subscription it serves.
+        self._in_flight: dict[asyncio.Task[None], tuple[uuid.UUID, uuid.UUID, uuid.UUID]] = {}
         # No subscription takes more than this many of the loop's slots (at least one).
         self._share = max(1, int(self._settings.concurrency * self._settings.subscription_share))
         self._last_claim_empty = False
@@ -218,10 +214,12 @@ class Worker:
         self._maybe_fresh = False
         try:
             claimed = await _db(
-                functools.partial(claims.claim, share=self._share, holding=dict(self._holding)),
+                claims.claim,
                 claim_id,
                 want,
                 self._settings.lease_s,
+                share=self._share,
+                holding=collections.Counter(sub for _, _, sub in self._in_flight.values()),
             )
         except _DB_ERRORS:
             log.warning("claim failed, retrying in %g s", self._settings.poll_s, exc_info=True)
@@ -244,9 +242,7 @@ class Worker:
                 self.summary.expired += 1
                 continue
             task = asyncio.create_task(self._deliver(sender, row, claim_id))
-            self._in_flight[task] = (row["id"], claim_id)
-            self._subscription_of[task] = row["subscription_id"]
-            self._holding[row["subscription_id"]] += 1
+            self._in_flight[task] = (row["id"], claim_id, row["subscription_id"])
             task.add_done_callback(self._delivered)
 
     async def _recover(self) -> None:
@@ -314,10 +310,6 @@ class Worker:
 
     def _delivered(self, task: asyncio.Task[None]) -> None:
         self._in_flight.pop(task, None)
-        subscription_id = self._subscription_of.pop(task)
-        self._holding[subscription_id] -= 1
-        if self._holding[subscription_id] <= 0:
-            del self._holding[subscription_id]
         self._last_claim_empty = False  # a share freed up
         if not task.cancelled() and task.exception() is not None:
             # A bug, not a receiver's doing: the attempt stays in flight until its lease
@@ -400,9 +392,9 @@ class Worker:
         self._to_flush.set()
         await flusher
 
-    async def _release(self, held: list[tuple[uuid.UUID, uuid.UUID]]) -> None:
-        attempt_ids = [attempt_id for attempt_id, _ in held]
-        claim_ids = list({claim_id for _, claim_id in held})
+    async def _release(self, held: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]) -> None:
+        attempt_ids = [attempt_id for attempt_id, _, _ in held]
+        claim_ids = list({claim_id for _, claim_id, _ in held})
         try:
             self.summary.released += await _db(claims.release, claim_ids, attempt_ids)
         except _DB_ERRORS as exc:
@@ -435,12 +427,12 @@ class Worker:
         self._kick.set()
 
 
-async def _db(fn: Callable[..., T], *args: Any) -> T:
-    """Run fn(conn, *args) on a pooled connection in a worker thread."""
+async def _db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run fn(conn, *args, **kwargs) on a pooled connection in a worker thread."""
 
     def call() -> T:
         with connection() as conn:
-            return fn(conn, *args)
+            return fn(conn, *args, **kwargs)
 
     return await asyncio.to_thread(call)
 
