@@ -16,7 +16,7 @@ import pytest
 
 from hookpost.aws import migration
 from hookpost.aws.custom_resource import FAILED, SUCCESS, response_body, send
-from hookpost.db.migrate import migration_files
+from hookpost.db.migrate import versioned_migrations
 from hookpost.local.gateway import LocalLambdaContext, load_handler
 from support_aws import create_secrets, function_environment
 from support_process import ROOT
@@ -110,7 +110,7 @@ def test_create_migrates_and_answers_success(
 
     answer = handler(event, LocalLambdaContext(log_stream_name="2026/11/23/[$LATEST]abc"))
 
-    versions = [version for version, _ in migration_files()]
+    versions = [m.version for m in versioned_migrations()]
     assert applied_versions(database_url, fresh_database) == versions
     assert answer["Status"] == SUCCESS
     assert answer["Data"] == {"Applied": ", ".join(versions)}

@@ -27,11 +27,12 @@ IMPORT_FROM_LAYER = textwrap.dedent(
         spec.loader.exec_module(module)
         assert callable(module.lambda_handler), path
     import hookpost, psycopg, pydantic_core
-    from hookpost.db.migrate import migration_files
+    from hookpost.db.migrate import function_files, versioned_migrations
     for module in (hookpost, psycopg, pydantic_core):
         assert module.__file__.startswith(site), module.__file__
     assert psycopg.pq.__impl__ == "binary", psycopg.pq.__impl__
-    assert migration_files(), "no migrations in the layer"
+    assert versioned_migrations(), "no migrations in the layer"
+    assert function_files(), "no function files in the layer"
     """
 )
 

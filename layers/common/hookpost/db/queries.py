@@ -15,10 +15,21 @@ MIGRATIONS_LOCK = "SELECT pg_advisory_lock(%(key)s)"
 MIGRATIONS_UNLOCK = "SELECT pg_advisory_unlock(%(key)s)"
 MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
-    version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())
+    version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now(), checksum text)
 """
-MIGRATIONS_APPLIED = "SELECT version FROM schema_migrations"
-MIGRATION_RECORD = "INSERT INTO schema_migrations (version) VALUES (%(version)s)"
+# Releases before checksums were kept made the table without the column.
+MIGRATIONS_CHECKSUM_COLUMN = "ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS checksum text"
+MIGRATION_ADOPT_CHECKSUMS = """
+UPDATE schema_migrations m SET checksum = f.checksum
+FROM unnest(%(versions)s::text[], %(checksums)s::text[]) AS f (version, checksum)
+WHERE m.version = f.version AND m.checksum IS NULL
+"""
+MIGRATIONS_APPLIED = "SELECT version, checksum FROM schema_migrations"
+# For the migrating session: no statement queues the application behind it for long.
+MIGRATIONS_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', %(timeout)s, false)"
+MIGRATION_RECORD = """
+INSERT INTO schema_migrations (version, checksum) VALUES (%(version)s, %(checksum)s)
+"""
 
 # Applications and API keys
 

@@ -1,0 +1,366 @@
+-- The claim and the record of the deliver loop, as functions: the claim needs fresh snapshots
+-- between its steps (a lock, then a read that must see everything committed before the lock),
+-- which only a VOLATILE function gives inside one round trip; both keep their plans cached in the
+-- server session even where the client cannot prepare statements (RDS Proxy).
+
+-- The head of every key of a per_key subscription that may go now: the attempt of the oldest
+-- event (ingest order) with anything left to send, when no attempt of its key is in flight. With
+-- p_due false, heads not due yet are included (to know when the next one is). A loose index scan
+-- over the keys: the cost follows the number of keys with work, not the backlog behind them.
+CREATE OR REPLACE FUNCTION hookpost_key_heads(p_subscription_id uuid, p_due boolean, p_limit integer)
+RETURNS TABLE (id uuid, due_at timestamptz)
+LANGUAGE sql STABLE AS $$
+    WITH RECURSIVE keys AS (
+        (SELECT a.ordering_key FROM attempts a
+         WHERE a.subscription_id = p_subscription_id AND a.status IN ('pending', 'in_flight')
+           AND a.ordering_key IS NOT NULL
+         ORDER BY a.ordering_key LIMIT 1)
+        UNION ALL
+        SELECT (SELECT a.ordering_key FROM attempts a
+                WHERE a.subscription_id = p_subscription_id AND a.status IN ('pending', 'in_flight')
+                  AND a.ordering_key IS NOT NULL AND a.ordering_key > keys.ordering_key
+                ORDER BY a.ordering_key LIMIT 1)
+        FROM keys WHERE keys.ordering_key IS NOT NULL
+    )
+    SELECT head.id, head.due_at
+    FROM keys
+    CROSS JOIN LATERAL (
+        SELECT a.id, a.status, a.due_at, a.event_id FROM attempts a
+        WHERE a.subscription_id = p_subscription_id AND a.ordering_key = keys.ordering_key
+          AND a.status IN ('pending', 'in_flight')
+        ORDER BY a.event_id, a.id LIMIT 1
+    ) AS head
+    WHERE keys.ordering_key IS NOT NULL AND head.status = 'pending'
+      AND (NOT p_due OR head.due_at <= now())
+      AND NOT EXISTS (
+          SELECT FROM attempts f
+          WHERE f.subscription_id = p_subscription_id AND f.ordering_key = keys.ordering_key
+            AND f.status = 'in_flight')
+    ORDER BY head.event_id
+    LIMIT p_limit
+$$;
+
+-- When a claim should next look at a subscription, from what is committed now: its earliest
+-- sendable attempt, no earlier than its circuit's probe, its receiver's Retry-After and its next
+-- token. NULL when nothing is pending, or when all of it waits on an answer in flight (a
+-- half-open probe, max_in_flight reached, every key busy): recording that answer makes the
+-- subscription ready again.
+CREATE OR REPLACE FUNCTION hookpost_next_ready(p_subscription_id uuid) RETURNS timestamptz
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    sub record;
+    next_at timestamptz;
+    rate double precision;
+BEGIN
+    SELECT * INTO sub FROM subscription_delivery d WHERE d.subscription_id = p_subscription_id;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF sub.circuit = 'open' AND sub.probe_at <= now() AND EXISTS (
+        SELECT FROM attempts a WHERE a.id = sub.probe_id AND a.status = 'in_flight'
+    ) THEN
+        RETURN NULL;
+    END IF;
+    IF sub.ordering = 'per_key' THEN
+        SELECT min(h.due_at) INTO next_at
+        FROM hookpost_key_heads(p_subscription_id, false, 1000000) h;
+    ELSIF sub.max_in_flight IS NOT NULL AND sub.max_in_flight <= (
+        SELECT count(*) FROM attempts a
+        WHERE a.subscription_id = p_subscription_id AND a.status = 'in_flight'
+    ) THEN
+        RETURN NULL;
+    ELSE
+        SELECT a.due_at INTO next_at FROM attempts a
+        WHERE a.subscription_id = p_subscription_id AND a.status = 'pending'
+        ORDER BY a.due_at LIMIT 1;
+    END IF;
+    IF next_at IS NULL THEN
+        RETURN NULL;
+    END IF;
+    rate := least(sub.rate_limit_per_s, sub.pace_per_s);
+    RETURN greatest(
+        next_at,
+        sub.paused_until,
+        CASE WHEN sub.circuit = 'open' THEN sub.probe_at END,
+        CASE WHEN rate IS NOT NULL AND sub.tokens < 1
+             THEN sub.tokens_at + make_interval(secs => (1 - sub.tokens) / rate) END);
+END
+$$;
+
+-- Moves a subscription's ready_at to hookpost_next_ready, which may be later than now: safe only
+-- if no attempt is being written for it that the move would hide. A writer of an attempt holds a
+-- KEY SHARE lock on the state row until it commits (the attempts_subscription_state_fkey check),
+-- and FOR UPDATE conflicts with it: with the lock (SKIP LOCKED: never wait in a claim), every such
+-- writer has committed, the next statement's fresh snapshot sees its attempt, and any later one
+-- waits for this transaction, then finds ready_at moved and pulls it forward itself. Without the
+-- lock, the subscription stays ready for the next claim to look again.
+CREATE OR REPLACE FUNCTION hookpost_settle_ready(p_subscription_id uuid) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM FROM subscription_state WHERE subscription_id = p_subscription_id
+    FOR UPDATE SKIP LOCKED;
+    IF FOUND THEN
+        UPDATE subscription_state SET ready_at = hookpost_next_ready(p_subscription_id)
+        WHERE subscription_id = p_subscription_id;
+    ELSE
+        UPDATE subscription_state SET ready_at = now() WHERE subscription_id = p_subscription_id;
+    END IF;
+END
+$$;
+
+-- One subscription's part of a claim: up to p_quota of its due attempts leased to p_claim_id
+-- (`sent`), and those the claim settles itself (`settled`: 'gave_up' when the subscription is
+-- disabled, 'expired' past their event's expires_at). `hungry`: it took its whole quota and may
+-- have more. The caller holds the subscription's state row lock; health is only read (the
+-- record writes it).
+--
+-- An open circuit holds everything until its probe time, then sends one probe; a Retry-After
+-- holds everything; max_in_flight and the token bucket (rate_limit_per_s or the adaptive pace,
+-- whichever is lower; a burst of one second) cap the quota; per_key subscriptions send only key
+-- heads. The calling loop may hold at most p_share attempts of one subscription (p_holding: how
+-- many it holds now, by subscription), so that a slow receiver never takes all of a loop's slots
+-- and others' fresh events find one free.
+CREATE OR REPLACE FUNCTION hookpost_claim_from(
+    p_subscription_id uuid, p_quota integer, p_claim_id uuid, p_lease_s double precision,
+    p_share integer, p_holding jsonb, OUT sent uuid[], OUT settled uuid[], OUT hungry boolean)
+LANGUAGE plpgsql VOLATILE AS $$
+#variable_conflict use_column
+DECLARE
+    sid constant uuid := p_subscription_id;
+    sub record;
+    probing boolean;
+    cap integer;
+    rate double precision;
+    level double precision;
+    picked uuid[] := '{}';
+BEGIN
+    sent := '{}';
+    settled := '{}';
+    hungry := false;
+    SELECT * INTO sub FROM subscription_delivery d WHERE d.subscription_id = sid;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+
+    IF NOT sub.enabled THEN
+        WITH doomed AS (
+            UPDATE attempts a
+            SET status = 'gave_up', claimed_by = p_claim_id, started_at = now(),
+                finished_at = now(), error = 'subscription disabled'
+            WHERE a.id = ANY(ARRAY(
+                SELECT d.id FROM attempts d
+                WHERE d.subscription_id = sid AND d.status = 'pending' AND d.due_at <= now()
+                ORDER BY d.due_at LIMIT 1000 FOR UPDATE SKIP LOCKED))
+            RETURNING a.id
+        )
+        SELECT coalesce(array_agg(doomed.id), '{}') INTO settled FROM doomed;
+        IF cardinality(settled) = 1000 THEN
+            UPDATE subscription_state SET ready_at = now() WHERE subscription_id = sid;
+        ELSE
+            PERFORM hookpost_settle_ready(sid);
+        END IF;
+        RETURN;
+    END IF;
+
+    -- Held as a whole: every attempt of the subscription waits the same time.
+    IF sub.paused_until > now() OR (sub.circuit = 'open' AND sub.probe_at > now()) THEN
+        UPDATE subscription_state
+        SET ready_at = greatest(sub.paused_until,
+                                CASE WHEN sub.circuit = 'open' THEN sub.probe_at END)
+        WHERE subscription_id = sid;
+        RETURN;
+    END IF;
+
+    -- An open circuit past its probe time sends one probe, and nothing more while it is out.
+    probing := sub.circuit = 'open';
+    IF probing AND EXISTS (
+        SELECT FROM attempts a WHERE a.id = sub.probe_id AND a.status = 'in_flight'
+    ) THEN
+        PERFORM hookpost_settle_ready(sid);
+        RETURN;
+    END IF;
+    cap := least(CASE WHEN probing THEN 1 ELSE p_quota END,
+                 p_share - coalesce((p_holding ->> sid::text)::integer, 0));
+    IF sub.max_in_flight IS NOT NULL THEN
+        cap := least(cap, sub.max_in_flight - (
+            SELECT count(*) FROM attempts a
+            WHERE a.subscription_id = sid AND a.status = 'in_flight')::integer);
+    END IF;
+    rate := least(sub.rate_limit_per_s, sub.pace_per_s);
+    IF rate IS NOT NULL THEN
+        level := least(greatest(rate, 1.0), coalesce(
+            sub.tokens + rate * extract(epoch FROM now() - sub.tokens_at), greatest(rate, 1.0)));
+        cap := least(cap, floor(level)::integer);
+    END IF;
+
+    IF cap > 0 THEN
+        IF sub.ordering = 'per_key' THEN
+            SELECT coalesce(array_agg(l.id), '{}') INTO picked FROM (
+                SELECT a.id FROM attempts a
+                WHERE a.id = ANY(ARRAY(SELECT h.id FROM hookpost_key_heads(sid, true, cap) h))
+                  AND a.status = 'pending'
+                FOR UPDATE SKIP LOCKED) AS l;
+        ELSE
+            SELECT coalesce(array_agg(l.id), '{}') INTO picked FROM (
+                SELECT a.id FROM attempts a
+                WHERE a.subscription_id = sid AND a.status = 'pending' AND a.due_at <= now()
+                ORDER BY a.due_at LIMIT cap
+                FOR UPDATE SKIP LOCKED) AS l;
+        END IF;
+    END IF;
+
+    -- Leased, or ended if their event expired meanwhile: one statement.
+    WITH taken AS (
+        UPDATE attempts a
+        SET status = CASE WHEN a.expires_at <= now() THEN 'expired'
+                          ELSE 'in_flight' END::attempt_status,
+            claimed_by = p_claim_id,
+            started_at = CASE WHEN a.expires_at <= now() THEN NULL ELSE now() END,
+            lease_expires_at = CASE WHEN a.expires_at <= now() THEN NULL
+                                    ELSE now() + make_interval(secs => p_lease_s) END,
+            finished_at = CASE WHEN a.expires_at <= now() THEN now() END,
+            error = CASE WHEN a.expires_at <= now() THEN 'expired before it could be sent' END
+        WHERE a.id = ANY(picked)
+        RETURNING a.id, a.status
+    )
+    SELECT coalesce(array_agg(taken.id) FILTER (WHERE taken.status = 'in_flight'), '{}'),
+           coalesce(array_agg(taken.id) FILTER (WHERE taken.status = 'expired'), '{}')
+    INTO sent, settled
+    FROM taken;
+
+    IF rate IS NOT NULL OR (probing AND cardinality(sent) > 0) THEN
+        UPDATE subscription_state
+        SET tokens = CASE WHEN rate IS NOT NULL THEN level - cardinality(sent) END,
+            tokens_at = CASE WHEN rate IS NOT NULL THEN now() END,
+            probe_id = CASE WHEN probing AND cardinality(sent) > 0 THEN sent[1] ELSE probe_id END
+        WHERE subscription_id = sid;
+    END IF;
+    hungry := cap > 0 AND cardinality(picked) = cap AND cap = p_quota AND NOT probing;
+    IF hungry THEN
+        -- There may be more, after everyone else's turn.
+        UPDATE subscription_state SET ready_at = now() WHERE subscription_id = sid;
+    ELSE
+        PERFORM hookpost_settle_ready(sid);
+    END IF;
+END
+$$;
+
+-- Claims up to p_limit attempts for p_claim_id, leased for p_lease_s, and returns what sending
+-- them needs (rows with status 'in_flight'), plus the attempts the claim settled itself.
+--
+-- Fairness: the subscriptions whose turn it is share the batch: each gets up to its equal part of
+-- what is left, and what one does not use goes to the next; what is still left then goes to those
+-- that took their whole part. Turns go by application first: every application with a ready
+-- subscription has its longest-waiting one in the turn before any has a second, so however many
+-- subscriptions one application has with a backlog, another's fresh event goes in the next claim.
+-- Within an application, the oldest ready_at goes first, and one with more due goes to the back of
+-- the queue (ready_at now). None another claim holds is taken. p_share, p_holding: see
+-- hookpost_claim_from.
+CREATE OR REPLACE FUNCTION hookpost_claim(
+    p_claim_id uuid, p_limit integer, p_lease_s double precision, p_share integer,
+    p_holding jsonb)
+RETURNS TABLE (
+    id uuid, status text, try_number integer, event_id uuid, subscription_id uuid,
+    event_type text, waited_ms bigint, payload text, occurred_at timestamptz, url text,
+    headers jsonb, secret text, previous_secret text)
+LANGUAGE plpgsql VOLATILE AS $$
+#variable_conflict use_column
+DECLARE
+    candidates uuid[];
+    turn uuid[];
+    hungry uuid[] := '{}';
+    sid uuid;
+    turn_index integer;
+    remaining integer := p_limit;
+    part record;
+    sent_all uuid[] := '{}';
+    settled_all uuid[] := '{}';
+    -- What the loop holds of each subscription, with what this claim gave it so far.
+    holding jsonb := p_holding;
+BEGIN
+    -- Every subscription ready fits in the turn (the usual case): no ranking needed.
+    SELECT coalesce(array_agg(t.subscription_id ORDER BY t.ready_at, t.subscription_id), '{}')
+    INTO turn
+    FROM (SELECT st.subscription_id, st.ready_at FROM subscription_state st
+          WHERE st.ready_at <= now()
+          ORDER BY st.ready_at, st.subscription_id
+          LIMIT p_limit + 1
+          FOR NO KEY UPDATE SKIP LOCKED) AS t;
+    IF cardinality(turn) > p_limit THEN
+        WITH RECURSIVE applications AS (
+            (SELECT st.application_id FROM subscription_state st
+             WHERE st.ready_at <= now() ORDER BY st.application_id LIMIT 1)
+            UNION ALL
+            SELECT (SELECT st.application_id FROM subscription_state st
+                    WHERE st.ready_at <= now() AND st.application_id > a.application_id
+                    ORDER BY st.application_id LIMIT 1)
+            FROM applications a WHERE a.application_id IS NOT NULL
+        ),
+        ranked AS (
+            SELECT r.subscription_id, r.ready_at,
+                   row_number() OVER (PARTITION BY a.application_id
+                                      ORDER BY r.ready_at, r.subscription_id) AS place
+            FROM applications a
+            CROSS JOIN LATERAL (
+                SELECT st.subscription_id, st.ready_at FROM subscription_state st
+                WHERE st.application_id = a.application_id AND st.ready_at <= now()
+                ORDER BY st.ready_at, st.subscription_id LIMIT p_limit
+            ) AS r
+            WHERE a.application_id IS NOT NULL
+        )
+        SELECT coalesce(
+                   array_agg(c.subscription_id ORDER BY c.place, c.ready_at, c.subscription_id),
+                   '{}')
+        INTO candidates
+        FROM (SELECT * FROM ranked
+              ORDER BY place, ready_at, subscription_id LIMIT 2 * p_limit) AS c;
+        -- Locked apart from the ranking (a window cannot be locked), in turn order; those another
+        -- claim holds are passed over.
+        SELECT coalesce(
+                   array_agg(t.subscription_id
+                             ORDER BY array_position(candidates, t.subscription_id)),
+                   '{}')
+        INTO turn
+        FROM (SELECT st.subscription_id FROM subscription_state st
+              WHERE st.subscription_id = ANY(candidates) AND st.ready_at <= now()
+              FOR NO KEY UPDATE SKIP LOCKED) AS t;
+        turn := turn[1:p_limit];
+    END IF;
+
+    FOR pass IN 1 .. 2 LOOP
+        turn_index := 0;
+        FOREACH sid IN ARRAY turn LOOP
+            turn_index := turn_index + 1;
+            -- The rest keep their place at the front of the queue for the next claim.
+            EXIT WHEN remaining <= 0;
+            part := hookpost_claim_from(
+                sid, ceil(remaining::numeric / (cardinality(turn) - turn_index + 1))::integer,
+                p_claim_id, p_lease_s, p_share, holding);
+            holding := holding || jsonb_build_object(
+                sid::text, coalesce((holding ->> sid::text)::integer, 0) + cardinality(part.sent));
+            sent_all := sent_all || part.sent;
+            settled_all := settled_all || part.settled;
+            remaining := remaining - cardinality(part.sent);
+            IF part.hungry THEN
+                hungry := hungry || sid;
+            END IF;
+        END LOOP;
+        turn := hungry;
+        hungry := '{}';
+    END LOOP;
+
+    RETURN QUERY
+    SELECT a.id, a.status::text, a.try_number, a.event_id, a.subscription_id, e.event_type,
+           (extract(epoch FROM now() - a.due_at) * 1000)::bigint,
+           e.payload::text, e.occurred_at, s.url, s.headers, s.secret,
+           CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END
+    FROM attempts a
+    JOIN events e ON e.id = a.event_id
+    JOIN subscriptions s ON s.id = a.subscription_id
+    WHERE a.id = ANY(sent_all)
+    UNION ALL
+    SELECT a.id, a.status::text, a.try_number, a.event_id, a.subscription_id,
+           NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    FROM attempts a WHERE a.id = ANY(settled_all);
+END
+$$;
