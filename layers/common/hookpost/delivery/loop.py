@@ -284,12 +284,15 @@ class Worker:
             retry_after_s=outcome.retry_after_s,
         )
         self._completed += 1
-        log.debug(
-            "attempt %s to %s: %s (%s)",
+        # One line per outcome, which `hookpost dev` prints (hookpost.local.dev); DEBUG, so that
+        # Lambda and `hookpost deliver` (INFO) stay quiet at thousands of deliveries a second.
+        logging.getLogger("hookpost.delivery.outcome").debug(
+            "attempt %s to %s: %s, %s, %d ms",
             attempt["id"],
             attempt["url"],
             decision.status,
             outcome.status_code or outcome.error,
+            outcome.elapsed_ms,
         )
         return {
             "id": attempt["id"],
