@@ -14,13 +14,6 @@ $$;
 CREATE OR REPLACE TRIGGER subscriptions_state_create AFTER INSERT ON subscriptions
     FOR EACH ROW EXECUTE FUNCTION hookpost_subscription_state_create();
 
-INSERT INTO subscription_state (subscription_id, application_id, ready_at)
-SELECT s.id, s.application_id,
-       (SELECT min(a.due_at) FROM attempts a
-        WHERE a.subscription_id = s.id AND a.status = 'pending')
-FROM subscriptions s;
-INSERT INTO subscription_health (subscription_id) SELECT id FROM subscriptions;
-
 -- Pending attempts written (inserted, released, recovered) make their subscription ready by
 -- their due time. A subscription already ready that early is not touched. One whose state row
 -- another transaction holds is skipped rather than waited for (waiting, a writer that already
