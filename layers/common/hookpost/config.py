@@ -26,15 +26,15 @@ def _float(name: str, default: float) -> float:
 
 # On AWS the credentials live in Secrets Manager: the template names the secrets (ARN or name)
 # in place of DATABASE_URL and HOOKPOST_ADMIN_TOKEN. Settings are read once per process, so each
-# secret is read once per Lambda container. hookpost.aws is imported only then: boto3 is slow to
-# load.
+# secret is read once per Lambda container. hookpost.secrets_manager is imported only then: boto3
+# is slow to load.
 
 
 def _database_url() -> str:
     secret_id = os.environ.get("HOOKPOST_DATABASE_SECRET_ID")
     if not secret_id:
         return os.environ.get("DATABASE_URL", "")
-    from hookpost.aws.secrets import database_url
+    from hookpost.secrets_manager import database_url
 
     return database_url(
         secret_id, os.environ["HOOKPOST_DATABASE_HOST"], os.environ["HOOKPOST_DATABASE_NAME"]
@@ -46,7 +46,7 @@ def _secret(name: str) -> str:
     secret_id = os.environ.get(f"{name}_SECRET_ID")
     if not secret_id:
         return os.environ.get(name, "")
-    from hookpost.aws.secrets import secret_string
+    from hookpost.secrets_manager import secret_string
 
     return secret_string(secret_id)
 

@@ -10,12 +10,11 @@ from typing import Any
 
 import psycopg
 
-from hookpost.api.models import EventIn
-from hookpost.api.responses import Problem, field_error
-from hookpost.aws.wake import wake_deliver
 from hookpost.config import get_settings
 from hookpost.db import queries
 from hookpost.db.pool import connection
+from hookpost.errors import Conflict, FieldError, Invalid, TooLarge
+from hookpost.events import EventIn
 from hookpost.ids import uuid7
 from hookpost.operational import RESERVED_PREFIX, is_reserved
 from hookpost.schemas import compile_schema, payload_errors
@@ -33,9 +32,10 @@ def ingest(
 ) -> list[dict[str, Any]]:
     """Store events with one pending attempt per matching subscription; results in input order.
 
-    Nothing is stored unless every event is valid. An event_id seen before (earlier in this
-    batch or in an earlier request) stores nothing and answers with the first result, marked
-    `duplicate`.
+    Nothing is stored unless every event is valid (else Invalid, or TooLarge). An event_id seen
+    before (earlier in this batch or in an earlier request) stores nothing and answers with the
+    first result, marked `duplicate`. Whoever calls wakes the deliver loops when a result not
+    `duplicate` created attempts.
     """
 
     def prefix(index: int) -> str:
@@ -49,7 +49,7 @@ def ingest(
                 declared = _read_types(conn, application_id, names)
             try:
                 _check(events, declared, prefix)
-            except Problem:
+            except Invalid:
                 if fresh:
                     raise
                 continue
@@ -61,7 +61,7 @@ def ingest(
             if not any(row["stale"] for row in stored):
                 break
         else:
-            raise Problem(409, "event types changed while storing; send again", slug="conflict")
+            raise Conflict("event types changed while storing; send again")
         results = {row["event_id"]: {**row, "duplicate": False} for row in stored}
         seen_before = [key for key in dict.fromkeys(keys) if key not in results]
         if seen_before:
@@ -69,8 +69,6 @@ def ingest(
                 queries.EVENTS_BY_KEY, {"application_id": application_id, "event_ids": seen_before}
             ):
                 results[row["event_id"]] = {**row, "duplicate": True}
-    if any(row["attempts_created"] for row in stored if not row["stale"]):
-        wake_deliver()
     first_index = {key: index for index, key in reversed(list(enumerate(keys)))}
     answers = []
     for index, key in enumerate(keys):
@@ -104,37 +102,34 @@ def _read_types(
 
 
 def _check(events: list[EventIn], declared: dict[str, dict[str, Any]], prefix: FieldPrefix) -> None:
-    errors = []
+    errors: list[FieldError] = []
     now = datetime.now(UTC)
     for index, event in enumerate(events):
         field = prefix(index) + "event_type"
         event_type = declared.get(event.event_type)
         if is_reserved(event.event_type):
             errors.append(
-                field_error(
+                FieldError(
                     field,
                     f"{RESERVED_PREFIX}* event types are reserved for Hookpost's operational"
                     " events and cannot be sent",
                 )
             )
         elif event_type is None:
-            errors.append(field_error(field, f"unknown event type {event.event_type!r}"))
+            errors.append(FieldError(field, f"unknown event type {event.event_type!r}"))
         elif not event_type["active"]:
-            errors.append(field_error(field, f"event type {event.event_type!r} is inactive"))
+            errors.append(FieldError(field, f"event type {event.event_type!r} is inactive"))
         elif event_type["validator"] is not None:
             for path, message in payload_errors(event_type["validator"], event.payload):
-                errors.append(field_error(prefix(index) + "payload" + path, message))
+                errors.append(FieldError(prefix(index) + "payload" + path, message))
         if event.expires_at is not None:
             field = prefix(index) + "expires_at"
             if event.expires_at <= now:
-                errors.append(field_error(field, "must be in the future"))
+                errors.append(FieldError(field, "must be in the future"))
             elif event.deliver_at is not None and event.expires_at <= event.deliver_at:
-                errors.append(field_error(field, "must be after deliver_at"))
+                errors.append(FieldError(field, "must be after deliver_at"))
     if errors:
-        first = errors[0]
-        raise Problem(
-            422, f"{first['field']}: {first['message']}", slug="validation", errors=errors
-        )
+        raise Invalid(errors)
 
 
 def _documents(
@@ -170,10 +165,8 @@ def _documents(
             separators=(",", ":"),
         )
         if len(document) > max_bytes:
-            raise Problem(
-                413,
-                f"{prefix(index) or 'the event'} is over the {max_bytes} byte limit per event",
-                slug="payload-too-large",
+            raise TooLarge(
+                f"{prefix(index) or 'the event'} is over the {max_bytes} byte limit per event"
             )
         documents.append(document)
     return keys, documents

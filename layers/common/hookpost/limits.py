@@ -12,10 +12,11 @@ from typing import Any
 
 import psycopg
 
-from hookpost.api.auth import bearer_token, event_header
 from hookpost.config import RateLimit, get_settings
+from hookpost.credentials import bearer_token
 from hookpost.db import queries
 from hookpost.db.pool import DatabaseUnavailable, connection
+from hookpost.proxy_events import event_header
 
 log = logging.getLogger(__name__)
 

@@ -180,6 +180,27 @@ def test_list_and_get_events(tenant):
     assert tenant.get("/events/01a20000-0000-7000-8000-000000000000").status_code == 404
 
 
+def test_one_event_is_found_by_its_id_or_by_its_event_id(tenant, other_tenant):
+    tenant.event_type()
+    sub = tenant.subscription()
+    keyed = tenant.send(event_id="order-7")
+    by_id = tenant.get(f"/events/{keyed['id']}")
+    by_key = tenant.get("/events/order-7")
+    assert by_id.status_code == by_key.status_code == 200
+    assert by_key.json() == by_id.json()
+    assert [a["subscription_id"] for a in by_key.json()["attempts"]] == [sub["id"]]
+    # An event_id that spells another event's id: the event whose id it is wins.
+    impostor = tenant.send(event_id=keyed["id"])
+    assert impostor["id"] != keyed["id"] and not impostor["duplicate"]
+    assert tenant.get(f"/events/{keyed['id']}").json()["event_id"] == "order-7"
+    assert tenant.get(f"/events/{impostor['id']}").json()["event_id"] == keyed["id"]
+    assert tenant.get("/events/order-8").status_code == 404
+    assert tenant.get("/events/" + "k" * 256).status_code == 404
+    other_tenant.event_type()
+    other_tenant.send(event_id="order-9")
+    assert tenant.get("/events/order-9").status_code == 404
+
+
 def test_replay_creates_new_attempts(tenant):
     tenant.event_type()
     first = tenant.subscription()

@@ -76,3 +76,35 @@ def test_unknown_routes_are_404_problems(api):
     response = api.get("/v1/nothing-here")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_known_path_with_another_method_is_405_naming_the_allowed_ones(api, tenant):
+    response = api.put(f"/v1/applications/{tenant.id}", headers=ADMIN, json={"name": "x"})
+    assert response.status_code == 405
+    assert response.headers["allow"] == "DELETE, GET, PATCH"
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == 405
+    health = api.post("/v1/health")
+    assert (health.status_code, health.headers["allow"]) == (405, "GET")
+    retry = tenant.get("/attempts/01a20000-0000-7000-8000-000000000000/retry")
+    assert (retry.status_code, retry.headers["allow"]) == (405, "POST")
+    # Credentials still decide first.
+    assert api.put(f"/v1/applications/{tenant.id}").status_code == 401
+
+
+def test_every_json_answer_ends_with_a_newline(api, tenant, env):
+    env(HOOKPOST_MAX_EVENT_BYTES="100")
+    answers = [
+        tenant.post("/events", {"event_type": "nope", "payload": "x" * 100}),
+        api.get("/v1/health"),
+        api.get("/v1/openapi.json"),
+        tenant.get("/events"),
+        tenant.post("/events", {"event_type": "nope", "payload": {}}),
+        api.get("/v1/nothing-here"),
+        api.get("/v1/applications"),
+    ]
+    assert [answer.status_code for answer in answers] == [413, 200, 200, 200, 422, 404, 401]
+    for answer in answers:
+        assert "json" in answer.headers["content-type"], answer.request.url
+        assert answer.text.endswith("}\n") and not answer.text.endswith("\n\n"), answer.text
+        answer.json()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -14,7 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 
 from hookpost import __version__, limits
 from hookpost.api import openapi
-from hookpost.api.auth import authorize, authorize_middleware, event_header
+from hookpost.api.auth import authorize, authorize_middleware
 from hookpost.api.responses import (
     PROBLEM_CONTENT_TYPE,
     Problem,
@@ -33,6 +34,8 @@ from hookpost.api.routes import (
 )
 from hookpost.config import get_settings
 from hookpost.db.pool import DatabaseUnavailable
+from hookpost.errors import Conflict, Invalid, NotFound, TooLarge
+from hookpost.proxy_events import event_header
 
 logger = Logger(service="hookpost")
 
@@ -64,14 +67,32 @@ def build_resolver() -> APIGatewayRestResolver:
         # Validation runs before any middleware; credentials still decide first.
         try:
             authorize(resolver)
-        except Problem as problem:
-            return problem.to_response()
+        except Exception as refused:
+            return _handled(refused)
         return _validation_problem(exc)
+
+    @resolver.not_found
+    def no_route(exc: NotFoundError) -> Response:
+        allowed = _methods_at(resolver, resolver.current_event.path)
+        if not allowed:
+            return problem_response(404, "no such route", slug="not-found")
+        return problem_response(
+            405,
+            f"{resolver.current_event.http_method} is not allowed here; use {', '.join(allowed)}",
+            slug="method-not-allowed",
+            headers={"Allow": ", ".join(allowed)},
+        )
 
     for exception, handler in EXCEPTION_HANDLERS.items():
         resolver.exception_handler(exception)(handler)
-    resolver.not_found(_no_route)
     return resolver
+
+
+def _methods_at(resolver: APIGatewayRestResolver, path: str) -> list[str]:
+    """The methods of the routes matching a path. Powertools reports a known path asked with
+    another method exactly as an unknown one; only its route table tells them apart."""
+    routes = resolver._static_routes + resolver._dynamic_routes
+    return sorted({route.method for route in routes if route.rule.match(path)})
 
 
 def _validation_problem(exc: RequestValidationError) -> Response:
@@ -87,6 +108,23 @@ def _validation_problem(exc: RequestValidationError) -> Response:
 
 def _problem(exc: Problem) -> Response:
     return exc.to_response()
+
+
+def _not_found(exc: NotFound) -> Response:
+    return problem_response(404, exc.detail, slug="not-found")
+
+
+def _invalid(exc: Invalid) -> Response:
+    fields = [field_error(error.field, error.message) for error in exc.errors]
+    return problem_response(422, exc.detail, slug="validation", errors=fields)
+
+
+def _conflict(exc: Conflict) -> Response:
+    return problem_response(409, exc.detail, slug="conflict")
+
+
+def _too_large(exc: TooLarge) -> Response:
+    return problem_response(413, exc.detail, slug="payload-too-large")
 
 
 def _database_unavailable(exc: DatabaseUnavailable) -> Response:
@@ -113,24 +151,30 @@ def _unstorable(exc: psycopg.errors.DataError) -> Response:
     return problem_response(422, detail, slug="validation", errors=[field_error("body", detail)])
 
 
-def _no_route(exc: Exception) -> Response:
-    return problem_response(404, "no such route", slug="not-found")
-
-
 def _unexpected(exc: Exception) -> Response:
     logger.exception("unhandled error")
     return problem_response(500, "internal error", slug="internal")
 
 
-# The one map from what can go wrong to what the client is told.
-EXCEPTION_HANDLERS = {
+# The one map from what can go wrong to what the client is told (the most specific class of an
+# exception that it names decides).
+EXCEPTION_HANDLERS: dict[type[Exception], Callable[[Any], Response]] = {
     Problem: _problem,
+    NotFound: _not_found,
+    Invalid: _invalid,
+    Conflict: _conflict,
+    TooLarge: _too_large,
     DatabaseUnavailable: _database_unavailable,
     psycopg.errors.IntegrityError: _integrity,
     psycopg.errors.DataError: _unstorable,
-    NotFoundError: _no_route,
     Exception: _unexpected,
 }
+
+
+def _handled(exc: Exception) -> Response:
+    """The map's answer to an exception caught outside a route."""
+    handler = next(EXCEPTION_HANDLERS[c] for c in type(exc).__mro__ if c in EXCEPTION_HANDLERS)
+    return handler(exc)
 
 
 resolver = build_resolver()
@@ -138,6 +182,10 @@ resolver = build_resolver()
 
 def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Answer one API Gateway (REST, proxy) event."""
+    return _newline_terminated(_answer(event, context))
+
+
+def _answer(event: dict[str, Any], context: Any) -> dict[str, Any]:
     throttled = limits.check(event)
     if throttled:
         headers = {"Retry-After": str(throttled.retry_after_s)}
@@ -165,6 +213,18 @@ def _early_problem(
         "body": json.dumps(problem_body(status, detail, slug=slug)),
         "isBase64Encoded": False,
     }
+
+
+def _newline_terminated(response: dict[str, Any]) -> dict[str, Any]:
+    """Every JSON answer, problems included, ends with a newline: a shell prompt after `curl`
+    then starts on a line of its own, and line-oriented tools see a whole line."""
+    headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+    for name, values in (response.get("multiValueHeaders") or {}).items():
+        headers.setdefault(name.lower(), values[-1])
+    body = response.get("body")
+    if "json" in headers.get("content-type", "") and body and not response.get("isBase64Encoded"):
+        response["body"] = body + "\n"
+    return response
 
 
 def _is_json(event: dict[str, Any]) -> bool:

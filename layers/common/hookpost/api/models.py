@@ -2,42 +2,24 @@
 
 from __future__ import annotations
 
-import re
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
+from hookpost.events import (
+    DELIVER_AT_DESCRIPTION,
+    EXPIRES_AT_DESCRIPTION,
+    ORDERING_KEY_DESCRIPTION,
+    EventIn,
+)
+from hookpost.fields import EventTypeName, Strict, StringMap
 from hookpost.operational import OPERATIONAL_EVENT_TYPES
 from hookpost.timestamps import rfc3339
 
-EVENT_TYPE_PATTERN = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
-EVENT_TYPE_NAME_RE = re.compile(EVENT_TYPE_PATTERN)
-
-
-def _utc(value: datetime) -> datetime:
-    # A timestamp without an offset is read as UTC rather than refused.
-    value = value if value.tzinfo else value.replace(tzinfo=UTC)
-    try:
-        # One whose UTC form falls outside years 1..9999 would be stored but never read back.
-        value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("must fall between the years 1 and 9999 in UTC") from None
-    return value
-
-
 Timestamp = Annotated[datetime, PlainSerializer(rfc3339, return_type=str)]
-InputTimestamp = Annotated[datetime, AfterValidator(_utc)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
-EventTypeName = Annotated[str, Field(min_length=1, max_length=200, pattern=EVENT_TYPE_PATTERN)]
-StringMap = dict[
-    Annotated[str, Field(min_length=1, max_length=200)], Annotated[str, Field(max_length=1000)]
-]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class Page(BaseModel):
@@ -245,33 +227,6 @@ class SubscriptionPage(Page):
 
 
 # Events
-
-
-ORDERING_KEY_DESCRIPTION = (
-    "what orders delivery to subscriptions with `ordering: per_key`: the events of one key go"
-    " to such a subscription one at a time, in the order they were accepted; the event type"
-    " when not given"
-)
-DELIVER_AT_DESCRIPTION = "send no earlier than this; a past time (or none) means now"
-EXPIRES_AT_DESCRIPTION = (
-    "attempts not sent by this time end as `expired` instead of being sent; must be in the"
-    " future and after `deliver_at`. Replays and manual retries are sent even after it"
-)
-
-
-class EventIn(Strict):
-    event_type: EventTypeName
-    payload: Any = Field(description="any JSON value; checked against the type's schema")
-    event_id: str | None = Field(
-        None, min_length=1, max_length=255, description="idempotency key, unique per application"
-    )
-    labels: StringMap = Field(default_factory=dict)
-    occurred_at: InputTimestamp | None = None
-    ordering_key: str | None = Field(
-        None, min_length=1, max_length=255, description=ORDERING_KEY_DESCRIPTION
-    )
-    deliver_at: InputTimestamp | None = Field(None, description=DELIVER_AT_DESCRIPTION)
-    expires_at: InputTimestamp | None = Field(None, description=EXPIRES_AT_DESCRIPTION)
 
 
 class EventBatchIn(Strict):

@@ -34,8 +34,8 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 _PROBLEM_RESPONSE = {
-    "description": "a problem: 400 malformed JSON, 401, 403, 404, 409, 413, 422 with `errors`, "
-    "429 and 503 with Retry-After",
+    "description": "a problem: 400 malformed JSON, 401, 403, 404, 405 with Allow, 409, 413, 422"
+    " with `errors`, 429 and 503 with Retry-After",
     "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
 }
 _POWERTOOLS_ERROR_SCHEMAS = ("HTTPValidationError", "ValidationError", "ResponseValidationError")

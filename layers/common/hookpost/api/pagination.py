@@ -5,15 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from hookpost.errors import Invalid
 
-from hookpost.api.responses import invalid
-
-Limit = Annotated[int, Query(ge=1, le=200, description="page size (1..200)")]
-Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
-DEFAULT_LIMIT = 50
+_NOT_A_CURSOR = "not a cursor returned by this API"
 
 
 def encode_cursor(value: Any) -> str:
@@ -26,7 +22,7 @@ def decode_cursor(cursor: str | None) -> str | None:
     try:
         return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise invalid("cursor", "not a cursor returned by this API") from None
+        raise Invalid.field("cursor", _NOT_A_CURSOR) from None
 
 
 def decode_id_cursor(cursor: str | None) -> uuid.UUID | None:
@@ -36,7 +32,7 @@ def decode_id_cursor(cursor: str | None) -> uuid.UUID | None:
     try:
         return uuid.UUID(value)
     except ValueError:
-        raise invalid("cursor", "not a cursor returned by this API") from None
+        raise Invalid.field("cursor", _NOT_A_CURSOR) from None
 
 
 def page(rows: list[dict[str, Any]], limit: int, key: str = "id") -> dict[str, Any]:

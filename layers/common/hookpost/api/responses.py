@@ -13,7 +13,8 @@ _TYPE_BASE = "https://hookpost.dev/problems/"
 
 
 class Problem(Exception):
-    """Raised anywhere in a request to answer with a problem body."""
+    """Raised by the API's own checks (credentials) to answer with a problem body; what goes
+    wrong below the API raises a `hookpost.errors` kind instead (see `hookpost.api.app`)."""
 
     def __init__(
         self,
@@ -66,21 +67,6 @@ def problem_body(
 
 def field_error(field: str, message: str) -> dict[str, str]:
     return {"field": field, "message": message}
-
-
-def invalid(field: str, message: str) -> Problem:
-    """A 422 naming one field."""
-    return Problem(
-        422, f"{field}: {message}", slug="validation", errors=[field_error(field, message)]
-    )
-
-
-def not_found(what: str) -> Problem:
-    return Problem(404, f"{what} not found", slug="not-found")
-
-
-def conflict(detail: str) -> Problem:
-    return Problem(409, detail, slug="conflict")
 
 
 def json_response(status: int, body: object) -> Response:

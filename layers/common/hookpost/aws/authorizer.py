@@ -19,8 +19,8 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
     APIGatewayAuthorizerResponse,
 )
 
-from hookpost.api.auth import bearer_token, is_admin_token, key_application
 from hookpost.aws.usage_plans import usage_key_value
+from hookpost.credentials import bearer_token, identify
 
 ADMIN_USAGE_KEY_ENV = "HOOKPOST_ADMIN_USAGE_KEY"
 
@@ -41,14 +41,15 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
     token = bearer_token(request.headers.get("authorization") or "")
     if token is None:
         raise Unauthorized
-    if is_admin_token(token):
+    caller = identify(token)
+    if caller is None:
+        logger.info("unknown or revoked key refused")
+        raise Unauthorized
+    if caller.application_id is None:
         principal, usage_key = "admin", os.environ[ADMIN_USAGE_KEY_ENV]
     else:
-        application_id = key_application(token)
-        if application_id is None:
-            logger.info("unknown or revoked key refused")
-            raise Unauthorized
-        principal, usage_key = f"application/{application_id}", usage_key_value(application_id)
+        principal = f"application/{caller.application_id}"
+        usage_key = usage_key_value(caller.application_id)
     logger.info("caller identified", extra={"principal": principal})
     response = APIGatewayAuthorizerResponse.from_route_arn(
         request.method_arn, principal_id=principal, usage_identifier_key=usage_key

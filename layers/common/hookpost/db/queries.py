@@ -1,7 +1,14 @@
 """Every SQL statement Hookpost runs, by name. Parameters are named (`%(name)s`).
 
+Each statement is written out whole as a plain string. The few with a part only known per
+request are `psycopg.sql.SQL` templates, and that part is composed with `psycopg.sql`: the
+optional filters of the *_LIST statements (`listing`), the columns a PATCH sets (`updating`).
+Logic that several statements share lives in the database, as a function of
+`db/functions/`.
+
 Lists are newest first and keyed by the time-ordered id, so a cursor is the last id seen; the
-optional filters are composed in `listing` so every plan can use its index.
+filters are composed rather than written as `(%(x)s IS NULL OR ...)` so every plan can use its
+index.
 """
 
 from __future__ import annotations
@@ -42,10 +49,16 @@ APPLICATION_GET = """
 SELECT id, name, retention_days, created_at, updated_at FROM applications WHERE id = %(id)s
 """
 
-APPLICATION_LIST = """
+APPLICATION_LIST = sql.SQL("""
 SELECT id, name, retention_days, created_at, updated_at FROM applications {where}
 ORDER BY id DESC LIMIT %(limit)s
-"""
+""")
+
+# A PATCH: `updating` sets the columns it names.
+APPLICATION_UPDATE = sql.SQL("""
+UPDATE applications SET {changes}, updated_at = now() WHERE id = %(id)s
+RETURNING id, name, retention_days, created_at, updated_at
+""")
 
 APPLICATION_DELETE = "DELETE FROM applications WHERE id = %(id)s RETURNING id"
 
@@ -55,10 +68,10 @@ VALUES (%(application_id)s, %(name)s, %(key_hash)s, %(key_prefix)s)
 RETURNING id, name, created_at
 """
 
-API_KEY_LIST = """
+API_KEY_LIST = sql.SQL("""
 SELECT id, name, key_prefix AS prefix, created_at, revoked_at FROM api_keys {where}
 ORDER BY id DESC LIMIT %(limit)s
-"""
+""")
 
 API_KEY_REVOKE = """
 UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
@@ -71,23 +84,22 @@ SELECT application_id FROM api_keys WHERE key_hash = %(key_hash)s AND revoked_at
 
 # Event types
 
-_EVENT_TYPE_COLUMNS = "name, description, schema, active, created_at, updated_at"
-
 # A new name is inserted; a deactivated one comes back to life; an active one is a conflict
 # (no row returned).
-EVENT_TYPE_UPSERT = f"""
+EVENT_TYPE_UPSERT = """
 INSERT INTO event_types (application_id, name, description, schema)
 VALUES (%(application_id)s, %(name)s, %(description)s, %(schema)s)
 ON CONFLICT ON CONSTRAINT event_types_pkey DO UPDATE
 SET description = excluded.description, schema = excluded.schema, active = true,
     updated_at = now()
 WHERE NOT event_types.active
-RETURNING {_EVENT_TYPE_COLUMNS}
+RETURNING name, description, schema, active, created_at, updated_at
 """
 
-EVENT_TYPE_LIST = f"""
-SELECT {_EVENT_TYPE_COLUMNS} FROM event_types {{where}} ORDER BY name LIMIT %(limit)s
-"""
+EVENT_TYPE_LIST = sql.SQL("""
+SELECT name, description, schema, active, created_at, updated_at FROM event_types {where}
+ORDER BY name LIMIT %(limit)s
+""")
 
 EVENT_TYPE_DEACTIVATE = """
 UPDATE event_types SET active = false, updated_at = now()
@@ -100,74 +112,53 @@ WHERE application_id = %(application_id)s AND name = ANY(%(names)s)
 """
 
 # Subscriptions
+#
+# The API answers a subscription with its health: each statement below that returns
+# subscriptions joins hookpost_subscription_health (db/functions/zz_api.sql) to its rows, in the
+# same round trip, including the INSERT and UPDATEs, whose RETURNING rows it reads.
 
-SUBSCRIPTION_COLUMNS = (
-    "id, url, event_types, labels, headers, description, enabled, disabled_reason, secret,"
-    " rate_limit_per_s, max_in_flight, ordering, created_at, updated_at"
+SUBSCRIPTION_INSERT = """
+WITH s AS (
+    INSERT INTO subscriptions
+        (application_id, url, event_types, labels, headers, description, enabled, secret,
+         rate_limit_per_s, max_in_flight, ordering)
+    VALUES (%(application_id)s, %(url)s, %(event_types)s, %(labels)s, %(headers)s,
+            %(description)s, %(enabled)s, %(secret)s, %(rate_limit_per_s)s, %(max_in_flight)s,
+            %(ordering)s)
+    RETURNING id, url, event_types, labels, headers, description, enabled, disabled_reason,
+              secret, rate_limit_per_s, max_in_flight, ordering, created_at, updated_at
 )
+SELECT s.*, h.* FROM s CROSS JOIN LATERAL hookpost_subscription_health(s.id) AS h
+"""
 
+SUBSCRIPTION_GET = """
+SELECT s.id, s.url, s.event_types, s.labels, s.headers, s.description, s.enabled,
+       s.disabled_reason, s.secret, s.rate_limit_per_s, s.max_in_flight, s.ordering,
+       s.created_at, s.updated_at, h.*
+FROM subscriptions s CROSS JOIN LATERAL hookpost_subscription_health(s.id) AS h
+WHERE s.id = %(id)s AND s.application_id = %(application_id)s
+"""
 
-def subscription_view(source: str, order: str = "") -> str:
-    """A statement answering subscriptions as the API shows them: the rows of `source` (a
-    statement returning SUBSCRIPTION_COLUMNS: a SELECT, or an INSERT/UPDATE ... RETURNING) with
-    their health, in the same round trip. The state and health rows of a subscription inserted
-    by `source` are not visible yet (its trigger writes them in the same statement), hence the
-    defaults.
-    `recent` reads the last 100 finished attempts through attempts_subscription_finished_idx.
-    Its subscription_id is bounded by a range, not `=`: an equality would make the first sort
-    column redundant, and the planner would then often walk the whole primary key backwards,
-    filtering (the whole table, for a quiet subscription), instead of this subscription's part
-    of the index."""
-    return f"""
-WITH s AS ({source})
-SELECT s.*, shown.circuit,
-       CASE WHEN h.circuit = 'open' THEN h.opened_at END AS open_since,
-       CASE WHEN shown.circuit = 'open' THEN h.probe_at END AS probe_at,
-       coalesce(h.failure_streak, 0) AS failure_streak,
-       h.pace_per_s AS paced_per_s,
-       CASE WHEN h.paused_until > now() THEN h.paused_until END AS paused_until,
-       recent.attempts AS recent_attempts, recent.success_rate AS recent_success_rate,
-       recent.p50_ms AS recent_p50_ms
-FROM s
-LEFT JOIN subscription_state st ON st.subscription_id = s.id
-LEFT JOIN subscription_health h ON h.subscription_id = s.id
--- An open circuit whose probe is on the wire is half open.
-CROSS JOIN LATERAL (
-    SELECT CASE WHEN h.circuit = 'open' AND h.probe_at <= now() AND EXISTS (
-                    SELECT FROM attempts p WHERE p.id = st.probe_id AND p.status = 'in_flight')
-                THEN 'half_open' ELSE coalesce(h.circuit, 'closed') END AS circuit
-) AS shown
-LEFT JOIN LATERAL (
-    SELECT count(*) AS attempts,
-           (avg((f.status = 'succeeded')::integer))::double precision AS success_rate,
-           percentile_disc(0.5) WITHIN GROUP (ORDER BY f.elapsed_ms)
-               FILTER (WHERE f.status = 'succeeded') AS p50_ms
-    FROM (SELECT a.status, a.elapsed_ms FROM attempts a
-          WHERE a.subscription_id >= s.id AND a.subscription_id <= s.id
-            AND a.status IN ('succeeded', 'failed', 'gave_up')
-          ORDER BY a.subscription_id DESC, a.id DESC LIMIT 100) AS f
-) AS recent ON true
-{order}"""
-
-
-SUBSCRIPTION_INSERT = subscription_view(f"""
-INSERT INTO subscriptions
-    (application_id, url, event_types, labels, headers, description, enabled, secret,
-     rate_limit_per_s, max_in_flight, ordering)
-VALUES (%(application_id)s, %(url)s, %(event_types)s, %(labels)s, %(headers)s, %(description)s,
-        %(enabled)s, %(secret)s, %(rate_limit_per_s)s, %(max_in_flight)s, %(ordering)s)
-RETURNING {SUBSCRIPTION_COLUMNS}
+SUBSCRIPTION_LIST = sql.SQL("""
+SELECT s.*, h.* FROM (
+    SELECT id, url, event_types, labels, headers, description, enabled, disabled_reason, secret,
+           rate_limit_per_s, max_in_flight, ordering, created_at, updated_at
+    FROM subscriptions {where} ORDER BY id DESC LIMIT %(limit)s
+) AS s
+CROSS JOIN LATERAL hookpost_subscription_health(s.id) AS h
+ORDER BY s.id DESC
 """)
 
-SUBSCRIPTION_GET = subscription_view(f"""
-SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions
-WHERE id = %(id)s AND application_id = %(application_id)s
-""")
-
-SUBSCRIPTION_LIST = subscription_view(
-    f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions {{where}} ORDER BY id DESC LIMIT %(limit)s",
-    order="ORDER BY s.id DESC",
+# A PATCH: `updating` sets the columns it names.
+SUBSCRIPTION_UPDATE = sql.SQL("""
+WITH s AS (
+    UPDATE subscriptions SET {changes}, updated_at = now()
+    WHERE id = %(id)s AND application_id = %(application_id)s
+    RETURNING id, url, event_types, labels, headers, description, enabled, disabled_reason,
+              secret, rate_limit_per_s, max_in_flight, ordering, created_at, updated_at
 )
+SELECT s.*, h.* FROM s CROSS JOIN LATERAL hookpost_subscription_health(s.id) AS h
+""")
 
 # A PATCH that changes `ordering` first locks the row FOR UPDATE: that waits out the ingests,
 # replays and retries still storing attempts for it (they hold KEY SHARE locks on it until they
@@ -199,13 +190,17 @@ SUBSCRIPTION_DELETE = """
 DELETE FROM subscriptions WHERE id = %(id)s AND application_id = %(application_id)s RETURNING id
 """
 
-SUBSCRIPTION_ROTATE_SECRET = subscription_view(f"""
-UPDATE subscriptions
-SET previous_secret = secret, previous_secret_expires_at = now() + interval '24 hours',
-    secret = %(secret)s, updated_at = now()
-WHERE id = %(id)s AND application_id = %(application_id)s
-RETURNING {SUBSCRIPTION_COLUMNS}
-""")
+SUBSCRIPTION_ROTATE_SECRET = """
+WITH s AS (
+    UPDATE subscriptions
+    SET previous_secret = secret, previous_secret_expires_at = now() + interval '24 hours',
+        secret = %(secret)s, updated_at = now()
+    WHERE id = %(id)s AND application_id = %(application_id)s
+    RETURNING id, url, event_types, labels, headers, description, enabled, disabled_reason,
+              secret, rate_limit_per_s, max_in_flight, ordering, created_at, updated_at
+)
+SELECT s.*, h.* FROM s CROSS JOIN LATERAL hookpost_subscription_health(s.id) AS h
+"""
 
 SUBSCRIPTIONS_ENABLED_AMONG = """
 SELECT id FROM subscriptions
@@ -284,40 +279,40 @@ WHERE application_id = %(application_id)s AND event_id = ANY(%(event_ids)s)
 """
 
 # Events stored before ordering keys existed have none: theirs is their type.
-_EVENT_COLUMNS = (
-    "id, event_id, event_type, payload, labels, occurred_at,"
-    " coalesce(ordering_key, event_type) AS ordering_key, deliver_at, expires_at, created_at,"
-    " attempts_created"
-)
-
-EVENT_GET = f"""
-SELECT {_EVENT_COLUMNS} FROM events WHERE id = %(id)s AND application_id = %(application_id)s
+EVENT_GET = """
+SELECT id, event_id, event_type, payload, labels, occurred_at,
+       coalesce(ordering_key, event_type) AS ordering_key, deliver_at, expires_at, created_at,
+       attempts_created
+FROM events WHERE id = %(id)s AND application_id = %(application_id)s
 """
 
-EVENT_LIST = f"""
-SELECT {_EVENT_COLUMNS} FROM events {{where}} ORDER BY id DESC LIMIT %(limit)s
+# An event named by its id or by the event_id the client gave it. A client may give one event
+# another's id as its event_id: the event whose id it is wins.
+EVENT_GET_BY_REF = """
+SELECT id, event_id, event_type, payload, labels, occurred_at,
+       coalesce(ordering_key, event_type) AS ordering_key, deliver_at, expires_at, created_at,
+       attempts_created
+FROM events
+WHERE application_id = %(application_id)s AND (id = %(event_uuid)s OR event_id = %(event_ref)s)
+ORDER BY id IS NOT DISTINCT FROM %(event_uuid)s DESC LIMIT 1
 """
 
-# A replay or manual retry is someone asking for a delivery now: an open circuit of its
-# subscription probes at once instead of after its cool-down (the probe is whichever attempt is
-# due first; success lets everything held, these included, flow).
-_PROBE_NOW = """
-    UPDATE subscription_health SET probe_at = now()
-    WHERE subscription_id IN (SELECT subscription_id FROM created)
-      AND circuit = 'open' AND probe_at > now()
-    RETURNING subscription_id
-),
-ready_to_probe AS (
-    UPDATE subscription_state SET ready_at = now()
-    WHERE subscription_id IN (SELECT subscription_id FROM probed)
-    RETURNING 1
-"""
+EVENT_LIST = sql.SQL("""
+SELECT id, event_id, event_type, payload, labels, occurred_at,
+       coalesce(ordering_key, event_type) AS ordering_key, deliver_at, expires_at, created_at,
+       attempts_created
+FROM events {where} ORDER BY id DESC LIMIT %(limit)s
+""")
 
 # Replays go to the given subscriptions, or to every enabled one the event matches today (`*`
 # matches no operational `hookpost.` type). They are due now and never expire; per_key
 # subscriptions get the event's ordering key. The subscriptions are locked as in EVENTS_INGEST.
-# NOTIFY wakes the deliver loops, as in EVENTS_INGEST.
-EVENT_REPLAY = f"""
+# A replay is someone asking for a delivery now: `probed` makes an open circuit of each
+# subscription probe at once instead of after its cool-down (the probe is whichever attempt is
+# due first; success lets everything held, these included, flow), and `ready_to_probe` puts the
+# subscription in line for the next claim. ATTEMPT_RETRY does the same. NOTIFY wakes the deliver
+# loops, as in EVENTS_INGEST.
+EVENT_REPLAY = """
 WITH created AS (
     INSERT INTO attempts (application_id, event_id, subscription_id, trigger, ordering_key)
     SELECT e.application_id, e.id, s.id, 'replay',
@@ -334,7 +329,17 @@ WITH created AS (
     FOR KEY SHARE OF s
     RETURNING id, subscription_id
 ),
-probed AS ({_PROBE_NOW}),
+probed AS (
+    UPDATE subscription_health SET probe_at = now()
+    WHERE subscription_id IN (SELECT subscription_id FROM created)
+      AND circuit = 'open' AND probe_at > now()
+    RETURNING subscription_id
+),
+ready_to_probe AS (
+    UPDATE subscription_state SET ready_at = now()
+    WHERE subscription_id IN (SELECT subscription_id FROM probed)
+    RETURNING 1
+),
 woken AS MATERIALIZED (
     SELECT pg_notify('hookpost_attempts', '') FROM (SELECT FROM created LIMIT 1) AS any_created
 )
@@ -343,28 +348,32 @@ SELECT id FROM created CROSS JOIN (SELECT count(*) FROM woken) AS wake
 
 # Attempts
 
-_ATTEMPT_COLUMNS = (
-    "id, event_id, subscription_id, status::text AS status, try_number, trigger, due_at,"
-    " created_at, started_at, finished_at, response_status, response_headers, response_body,"
-    " elapsed_ms, error"
-)
-
-ATTEMPT_GET = f"""
-SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE id = %(id)s AND application_id = %(application_id)s
+ATTEMPT_GET = """
+SELECT id, event_id, subscription_id, status::text AS status, try_number, trigger, due_at,
+       created_at, started_at, finished_at, response_status, response_headers, response_body,
+       elapsed_ms, error
+FROM attempts WHERE id = %(id)s AND application_id = %(application_id)s
 """
 
-ATTEMPT_LIST = f"""
-SELECT {_ATTEMPT_COLUMNS} FROM attempts {{where}} ORDER BY id DESC LIMIT %(limit)s
-"""
+ATTEMPT_LIST = sql.SQL("""
+SELECT id, event_id, subscription_id, status::text AS status, try_number, trigger, due_at,
+       created_at, started_at, finished_at, response_status, response_headers, response_body,
+       elapsed_ms, error
+FROM attempts {where} ORDER BY id DESC LIMIT %(limit)s
+""")
 
-ATTEMPTS_OF_EVENT = f"""
-SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE event_id = %(event_id)s ORDER BY id
+ATTEMPTS_OF_EVENT = """
+SELECT id, event_id, subscription_id, status::text AS status, try_number, trigger, due_at,
+       created_at, started_at, finished_at, response_status, response_headers, response_body,
+       elapsed_ms, error
+FROM attempts WHERE event_id = %(event_id)s ORDER BY id
 """
 
 # A manual retry is one more try of the same event to the same subscription, due now and never
 # expiring, with the event's ordering key when the subscription orders per key (locked as in
-# EVENTS_INGEST); NOTIFY wakes the deliver loops, as in EVENTS_INGEST.
-ATTEMPT_RETRY = f"""
+# EVENTS_INGEST). An open circuit probes at once, as in EVENT_REPLAY; NOTIFY wakes the deliver
+# loops, as in EVENTS_INGEST.
+ATTEMPT_RETRY = """
 WITH created AS (
     INSERT INTO attempts
         (application_id, event_id, subscription_id, try_number, trigger, ordering_key)
@@ -378,53 +387,56 @@ WITH created AS (
     JOIN events e ON e.id = a.event_id
     WHERE a.id = %(id)s AND a.application_id = %(application_id)s
     FOR KEY SHARE OF s
-    RETURNING {_ATTEMPT_COLUMNS}
+    RETURNING id, event_id, subscription_id, status::text AS status, try_number, trigger, due_at,
+              created_at, started_at, finished_at, response_status, response_headers,
+              response_body, elapsed_ms, error
 ),
-probed AS ({_PROBE_NOW}),
+probed AS (
+    UPDATE subscription_health SET probe_at = now()
+    WHERE subscription_id IN (SELECT subscription_id FROM created)
+      AND circuit = 'open' AND probe_at > now()
+    RETURNING subscription_id
+),
+ready_to_probe AS (
+    UPDATE subscription_state SET ready_at = now()
+    WHERE subscription_id IN (SELECT subscription_id FROM probed)
+    RETURNING 1
+),
 woken AS MATERIALIZED (SELECT pg_notify('hookpost_attempts', '') FROM created)
 SELECT created.* FROM created CROSS JOIN (SELECT count(*) FROM woken) AS wake
 """
 
-# Filters: each is a condition over named parameters, used only when the parameter is given.
+# The dynamic parts, composed with psycopg.sql: the list filters and a PATCH's columns.
+
+# Each list filter is a condition over named parameters, used only when its parameter is given.
 LIST_FILTERS = {
-    "application_id": "application_id = %(application_id)s",
-    "after_id": "id < %(after_id)s",
-    "after_name": "name > %(after_name)s",
-    "event_type": "event_type = %(event_type)s",
-    "status": "status = %(status)s::attempt_status",
-    "subscription_id": "subscription_id = %(subscription_id)s",
+    "application_id": sql.SQL("application_id = %(application_id)s"),
+    "after_id": sql.SQL("id < %(after_id)s"),
+    "after_name": sql.SQL("name > %(after_name)s"),
+    "event_type": sql.SQL("event_type = %(event_type)s"),
+    "status": sql.SQL("status = %(status)s::attempt_status"),
+    "subscription_id": sql.SQL("subscription_id = %(subscription_id)s"),
     # An attempt's event may be named by its id or by the event_id the client gave it.
-    "event_ref": (
+    "event_ref": sql.SQL(
         "event_id IN (SELECT id FROM events WHERE application_id = %(application_id)s"
         " AND (id = %(event_uuid)s OR event_id = %(event_ref)s))"
     ),
 }
 
 
-def listing(template: str, params: dict[str, object]) -> str:
-    """The list query with a WHERE clause of the filters whose parameters are set."""
+def listing(statement: sql.SQL, params: dict[str, object]) -> sql.Composed:
+    """A *_LIST statement with the WHERE clause of the filters whose parameters are set."""
     conditions = [cond for name, cond in LIST_FILTERS.items() if params.get(name) is not None]
-    where = "WHERE " + " AND ".join(conditions) if conditions else ""
-    return template.format(where=where)
+    where = sql.SQL("WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
+    return statement.format(where=where)
 
 
-def subscription_update(columns: list[str]) -> sql.Composed:
-    """The PATCH of a subscription's given columns, answering it as subscription_view does."""
-    source = update_statement("subscriptions", columns, SUBSCRIPTION_COLUMNS)
-    return sql.SQL(subscription_view("{source}")).format(source=source)
-
-
-def update_statement(table: str, columns: list[str], returning: str) -> sql.Composed:
-    """`UPDATE table SET col = %(col)s, ...` for the given columns, scoped to one row."""
-    assignments = sql.SQL(", ").join(
+def updating(statement: sql.SQL, columns: list[str]) -> sql.Composed:
+    """A *_UPDATE statement setting each named column to the parameter of the same name."""
+    changes = sql.SQL(", ").join(
         sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder(c)) for c in columns
     )
-    scope = "id = %(id)s" + (
-        " AND application_id = %(application_id)s" if table != "applications" else ""
-    )
-    return sql.SQL("UPDATE {} SET {}, updated_at = now() WHERE {} RETURNING {}").format(
-        sql.Identifier(table), assignments, sql.SQL(scope), sql.SQL(returning)
-    )
+    return statement.format(changes=changes)
 
 
 # Delivery
@@ -667,12 +679,15 @@ LEFT JOIN latency l USING (start)
 ORDER BY b.start
 """
 
-# Events past their application's retention with no attempt pending or in flight. Ids are
-# UUIDv7, so an id bound finds an application's old events in a range of events_application_idx;
-# the bound is written as a row comparison on that index's columns, which only that index can
-# serve (planned on the bare id, the primary key looked cheaper and read every application's old
-# events). created_at decides.
-_EVENTS_DUE = """
+# Events past their application's retention with no attempt pending or in flight, one batch of
+# them locked. Ids are UUIDv7, so an id bound finds an application's old events in a range of
+# events_application_idx; the bound is written as a row comparison on that index's columns,
+# which only that index can serve (planned on the bare id, the primary key looked cheaper and
+# read every application's old events). created_at decides. SKIP LOCKED passes over an event
+# another transaction holds, such as one inserting an attempt for it (its foreign-key check
+# takes a share lock). CLEANUP_COUNT_DUE_EVENTS reads the same events.
+CLEANUP_LOCK_DUE_EVENTS = """
+SELECT e.id
 FROM applications a
 CROSS JOIN LATERAL (
     SELECT e.id FROM events e
@@ -683,15 +698,8 @@ CROSS JOIN LATERAL (
       AND NOT EXISTS (
           SELECT FROM attempts t
           WHERE t.event_id = e.id AND t.status IN ('pending', 'in_flight'))
-    {batch}
+    ORDER BY e.id LIMIT %(limit)s FOR UPDATE OF e SKIP LOCKED
 ) AS e
-"""
-
-# Locks one batch of due events. SKIP LOCKED passes over an event another transaction holds,
-# such as one inserting an attempt for it (its foreign-key check takes a share lock).
-CLEANUP_LOCK_DUE_EVENTS = f"""
-SELECT e.id
-{_EVENTS_DUE.format(batch="ORDER BY e.id LIMIT %(limit)s FOR UPDATE OF e SKIP LOCKED")}
 LIMIT %(limit)s
 """
 
@@ -716,12 +724,24 @@ SELECT (SELECT count(*) FROM events_gone) AS events,
        (SELECT count(*) FROM attempts_gone) AS attempts
 """
 
-# What a cleanup would delete (HOOKPOST_CLEANUP_DRY_RUN).
-CLEANUP_COUNT_DUE_EVENTS = f"""
+# What a cleanup would delete (HOOKPOST_CLEANUP_DRY_RUN): the events CLEANUP_LOCK_DUE_EVENTS
+# finds, all of them, unlocked.
+CLEANUP_COUNT_DUE_EVENTS = """
 SELECT count(*) AS events,
        coalesce(sum((SELECT count(*) FROM attempts t WHERE t.event_id = e.id)), 0)::bigint
            AS attempts
-{_EVENTS_DUE.format(batch="")}"""
+FROM applications a
+CROSS JOIN LATERAL (
+    SELECT e.id FROM events e
+    WHERE e.application_id = a.id
+      AND (e.application_id, e.id)
+          < (a.id, hookpost_uuid7_floor(now() - make_interval(days => a.retention_days)))
+      AND e.created_at < now() - make_interval(days => a.retention_days)
+      AND NOT EXISTS (
+          SELECT FROM attempts t
+          WHERE t.event_id = e.id AND t.status IN ('pending', 'in_flight'))
+) AS e
+"""
 
 # A rotated-out secret stops signing after its expiry (the claim checks the time); clearing it
 # keeps it from lingering in the database.

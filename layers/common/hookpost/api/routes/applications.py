@@ -10,18 +10,17 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.event_handler.router import Router
 
 from hookpost.api import models
-from hookpost.api.auth import new_api_key
-from hookpost.api.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_id_cursor, page
-from hookpost.api.responses import json_response, not_found
+from hookpost.api.pagination import decode_id_cursor, page
+from hookpost.api.params import DEFAULT_LIMIT, AppId, Cursor, Limit
+from hookpost.api.responses import json_response
 from hookpost.aws import usage_plans
+from hookpost.credentials import new_api_key
 from hookpost.db import queries
 from hookpost.db.pool import connection
 from hookpost.db.run import fetch_all, fetch_one
+from hookpost.errors import NotFound
 
 router = Router()
-
-AppId = Annotated[uuid.UUID, Path(description="application id")]
-_APPLICATION_COLUMNS = "id, name, retention_days, created_at, updated_at"
 
 
 @router.post("/applications", tags=["applications"], status_code=201)
@@ -53,7 +52,7 @@ def list_applications(
 def get_application(app_id: AppId) -> Response[models.Application]:
     row = fetch_one(queries.APPLICATION_GET, {"id": app_id})
     if row is None:
-        raise not_found("application")
+        raise NotFound("application")
     return json_response(200, row)
 
 
@@ -63,24 +62,24 @@ def update_application(
 ) -> Response[models.Application]:
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     if changes:
-        statement = queries.update_statement("applications", list(changes), _APPLICATION_COLUMNS)
+        statement = queries.updating(queries.APPLICATION_UPDATE, list(changes))
         row = fetch_one(statement, {**changes, "id": app_id})
     else:
         row = fetch_one(queries.APPLICATION_GET, {"id": app_id})
     if row is None:
-        raise not_found("application")
+        raise NotFound("application")
     return json_response(200, row)
 
 
 @router.delete("/applications/<app_id>", tags=["applications"], status_code=204)
 def delete_application(app_id: AppId):
     if fetch_one(queries.APPLICATION_GET, {"id": app_id}) is None:
-        raise not_found("application")
+        raise NotFound("application")
     # The key first: if it cannot be deleted the application stays whole, and deleting again
     # finishes the job (a missing key is nothing to delete).
     usage_plans.delete_application_key(app_id)
     if fetch_one(queries.APPLICATION_DELETE, {"id": app_id}) is None:
-        raise not_found("application")
+        raise NotFound("application")
     return Response(204)
 
 
@@ -91,7 +90,7 @@ def create_api_key(
     key, key_hash, prefix = new_api_key()
     with connection() as conn:
         if conn.execute(queries.APPLICATION_GET, {"id": app_id}).fetchone() is None:
-            raise not_found("application")
+            raise NotFound("application")
         row = conn.execute(
             queries.API_KEY_INSERT,
             {
@@ -109,7 +108,7 @@ def list_api_keys(
     app_id: AppId, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Response[models.ApiKeyPage]:
     if fetch_one(queries.APPLICATION_GET, {"id": app_id}) is None:
-        raise not_found("application")
+        raise NotFound("application")
     params = {"application_id": app_id, "after_id": decode_id_cursor(cursor), "limit": limit + 1}
     rows = fetch_all(queries.listing(queries.API_KEY_LIST, params), params)
     return json_response(200, page(rows, limit))
@@ -118,5 +117,5 @@ def list_api_keys(
 @router.delete("/applications/<app_id>/api-keys/<key_id>", tags=["api keys"], status_code=204)
 def revoke_api_key(app_id: AppId, key_id: Annotated[uuid.UUID, Path()]):
     if fetch_one(queries.API_KEY_REVOKE, {"id": key_id, "application_id": app_id}) is None:
-        raise not_found("API key")
+        raise NotFound("API key")
     return Response(204)

@@ -3,40 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import Router
 
 from hookpost.api import models
-from hookpost.api.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_id_cursor, page
-from hookpost.api.responses import json_response, not_found
-from hookpost.api.routes.applications import AppId
+from hookpost.api.pagination import decode_id_cursor, page
+from hookpost.api.params import DEFAULT_LIMIT, AppId, AttemptId, Cursor, Limit
+from hookpost.api.responses import json_response
+from hookpost.api.views import attempt_view
 from hookpost.aws.wake import wake_deliver
 from hookpost.db import queries
 from hookpost.db.run import fetch_all, fetch_one
+from hookpost.errors import NotFound
 from hookpost.ids import parse_uuid
 
 router = Router()
-
-AttemptId = Annotated[uuid.UUID, Path(description="attempt id")]
-
-
-def attempt_view(row: dict[str, Any]) -> dict[str, Any]:
-    """An attempt row as the API shows it: the receiver's answer grouped under `response`."""
-    view = {k: v for k, v in row.items() if not k.startswith("response_") and k != "elapsed_ms"}
-    view["response"] = (
-        {
-            "status_code": row["response_status"],
-            "headers": row["response_headers"] or {},
-            "body": row["response_body"] or "",
-            "elapsed_ms": row["elapsed_ms"] or 0,
-        }
-        if row["response_status"] is not None
-        else None
-    )
-    return view
 
 
 @router.get("/applications/<app_id>/attempts", tags=["attempts"])
@@ -67,7 +51,7 @@ def list_attempts(
 def get_attempt(app_id: AppId, attempt_id: AttemptId) -> Response[models.Attempt]:
     row = fetch_one(queries.ATTEMPT_GET, {"id": attempt_id, "application_id": app_id})
     if row is None:
-        raise not_found("attempt")
+        raise NotFound("attempt")
     return json_response(200, attempt_view(row))
 
 
@@ -79,6 +63,6 @@ def get_attempt(app_id: AppId, attempt_id: AttemptId) -> Response[models.Attempt
 def retry_attempt(app_id: AppId, attempt_id: AttemptId) -> Response[models.Attempt]:
     row = fetch_one(queries.ATTEMPT_RETRY, {"id": attempt_id, "application_id": app_id})
     if row is None:
-        raise not_found("attempt")
+        raise NotFound("attempt")
     wake_deliver()
     return json_response(202, attempt_view(row))

@@ -10,11 +10,12 @@ from aws_lambda_powertools.event_handler.router import Router
 from psycopg.types.json import Jsonb
 
 from hookpost.api import models
-from hookpost.api.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page
-from hookpost.api.responses import conflict, invalid, json_response, not_found
-from hookpost.api.routes.applications import AppId
+from hookpost.api.pagination import decode_cursor, page
+from hookpost.api.params import DEFAULT_LIMIT, AppId, Cursor, Limit
+from hookpost.api.responses import json_response
 from hookpost.db import queries
 from hookpost.db.run import fetch_all, fetch_one
+from hookpost.errors import Conflict, Invalid, NotFound
 from hookpost.operational import RESERVED_PREFIX, is_reserved
 from hookpost.schemas import check_schema
 
@@ -26,11 +27,11 @@ def create_event_type(
     app_id: AppId, body: Annotated[models.EventTypeIn, Body()]
 ) -> Response[models.EventType]:
     if is_reserved(body.name):
-        raise invalid(
+        raise Invalid.field(
             "name", f"{RESERVED_PREFIX}* names are reserved for Hookpost's operational events"
         )
     if body.json_schema is not None and (problem := check_schema(body.json_schema)):
-        raise invalid("schema", f"not a valid JSON Schema: {problem}")
+        raise Invalid.field("schema", f"not a valid JSON Schema: {problem}")
     row = fetch_one(
         queries.EVENT_TYPE_UPSERT,
         {
@@ -41,7 +42,7 @@ def create_event_type(
         },
     )
     if row is None:
-        raise conflict(f"event type {body.name!r} already exists")
+        raise Conflict(f"event type {body.name!r} already exists")
     return json_response(201, row)
 
 
@@ -57,5 +58,5 @@ def list_event_types(
 @router.delete("/applications/<app_id>/event-types/<name>", tags=["event types"], status_code=204)
 def deactivate_event_type(app_id: AppId, name: Annotated[str, Path()]):
     if fetch_one(queries.EVENT_TYPE_DEACTIVATE, {"application_id": app_id, "name": name}) is None:
-        raise not_found("event type")
+        raise NotFound("event type")
     return Response(204)

@@ -2,27 +2,34 @@
 
 from __future__ import annotations
 
-import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import Router
 
 from hookpost.api import models
-from hookpost.api.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_id_cursor, page
-from hookpost.api.responses import invalid, json_response, not_found
-from hookpost.api.routes.applications import AppId
-from hookpost.api.routes.attempts import attempt_view
+from hookpost.api.pagination import decode_id_cursor, page
+from hookpost.api.params import DEFAULT_LIMIT, AppId, Cursor, EventRef, EventUuid, Limit
+from hookpost.api.responses import json_response
+from hookpost.api.views import attempt_view
 from hookpost.aws.wake import wake_deliver
 from hookpost.db import queries
 from hookpost.db.pool import connection
 from hookpost.db.run import fetch_all
+from hookpost.errors import Invalid, NotFound
+from hookpost.events import EventIn
+from hookpost.ids import parse_uuid
 from hookpost.ingest import ingest
 
 router = Router()
 
-EventUuid = Annotated[uuid.UUID, Path(description="the event's id")]
+
+def _ingested(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Ingest's results, after waking the deliver loops if it created attempts."""
+    if any(result["attempts_created"] and not result["duplicate"] for result in results):
+        wake_deliver()
+    return results
 
 
 @router.post(
@@ -40,10 +47,8 @@ EventUuid = Annotated[uuid.UUID, Path(description="the event's id")]
         },
     },
 )
-def send_event(
-    app_id: AppId, body: Annotated[models.EventIn, Body()]
-) -> Response[models.EventAccepted]:
-    (result,) = ingest(app_id, [body], batch=False)
+def send_event(app_id: AppId, body: Annotated[EventIn, Body()]) -> Response[models.EventAccepted]:
+    (result,) = _ingested(ingest(app_id, [body], batch=False))
     return json_response(200 if result["duplicate"] else 202, result)
 
 
@@ -55,7 +60,7 @@ def send_event(
 def send_events(
     app_id: AppId, body: Annotated[models.EventBatchIn, Body()]
 ) -> Response[models.EventBatchAccepted]:
-    return json_response(202, {"data": ingest(app_id, body.events, batch=True)})
+    return json_response(202, {"data": _ingested(ingest(app_id, body.events, batch=True))})
 
 
 @router.get("/applications/<app_id>/events", tags=["events"])
@@ -76,14 +81,15 @@ def list_events(
 
 
 @router.get("/applications/<app_id>/events/<event_id>", tags=["events"])
-def get_event(app_id: AppId, event_id: EventUuid) -> Response[models.EventDetail]:
+def get_event(app_id: AppId, event_id: EventRef) -> Response[models.EventDetail]:
     with connection() as conn:
         event = conn.execute(
-            queries.EVENT_GET, {"id": event_id, "application_id": app_id}
+            queries.EVENT_GET_BY_REF,
+            {"application_id": app_id, "event_uuid": parse_uuid(event_id), "event_ref": event_id},
         ).fetchone()
         if event is None:
-            raise not_found("event")
-        attempts = conn.execute(queries.ATTEMPTS_OF_EVENT, {"event_id": event_id}).fetchall()
+            raise NotFound("event")
+        attempts = conn.execute(queries.ATTEMPTS_OF_EVENT, {"event_id": event["id"]}).fetchall()
     return json_response(200, {**event, "attempts": [attempt_view(a) for a in attempts]})
 
 
@@ -103,7 +109,7 @@ def replay_event(
             conn.execute(queries.EVENT_GET, {"id": event_id, "application_id": app_id}).fetchone()
             is None
         ):
-            raise not_found("event")
+            raise NotFound("event")
         if subscription_ids is not None:
             enabled = {
                 row["id"]
@@ -114,7 +120,7 @@ def replay_event(
             }
             unknown = [str(s) for s in subscription_ids if s not in enabled]
             if unknown:
-                raise invalid(
+                raise Invalid.field(
                     "subscription_ids",
                     f"not enabled subscriptions of this application: {', '.join(unknown)}",
                 )

@@ -12,10 +12,12 @@ from aws_lambda_powertools.event_handler.router import Router
 
 from hookpost import stats
 from hookpost.api import models
-from hookpost.api.responses import invalid, json_response
-from hookpost.api.routes.applications import AppId
+from hookpost.api.params import AppId
+from hookpost.api.responses import json_response
 from hookpost.db import queries
 from hookpost.db.run import fetch_all, fetch_one
+from hookpost.errors import Invalid
+from hookpost.fields import InputTimestamp
 
 router = Router()
 
@@ -24,7 +26,7 @@ router = Router()
 def get_stats(
     app_id: AppId,
     from_: Annotated[
-        models.InputTimestamp | None,
+        InputTimestamp | None,
         Query(
             alias="from",
             description="RFC 3339; default 24 hours (granularity=hour) or 30 days (day) before"
@@ -32,7 +34,7 @@ def get_stats(
         ),
     ] = None,
     to: Annotated[
-        models.InputTimestamp | None, Query(description="RFC 3339, exclusive; default now")
+        InputTimestamp | None, Query(description="RFC 3339, exclusive; default now")
     ] = None,
     granularity: Annotated[models.Granularity, Query()] = "hour",
 ) -> Response[models.Stats]:
@@ -41,11 +43,11 @@ def get_stats(
         from_ = from_ or to - stats.DEFAULT_SPAN[granularity]
         count = stats.bucket_count(from_, to, granularity) if from_ < to else 0
     except OverflowError:
-        raise invalid("to", "out of range") from None
+        raise Invalid.field("to", "out of range") from None
     if from_ >= to:
-        raise invalid("from", "must be before `to`")
+        raise Invalid.field("from", "must be before `to`")
     if count > stats.MAX_BUCKETS[granularity]:
-        raise invalid(
+        raise Invalid.field(
             "to",
             f"the range covers more than {stats.MAX_BUCKETS[granularity]} buckets of one"
             f" {granularity}; narrow it"

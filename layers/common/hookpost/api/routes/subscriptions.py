@@ -2,31 +2,30 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
 import psycopg
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import Router
 from psycopg.types.json import Jsonb
 
 from hookpost.api import models
-from hookpost.api.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_id_cursor, page
-from hookpost.api.responses import conflict, invalid, json_response, not_found
-from hookpost.api.routes.applications import AppId
+from hookpost.api.pagination import decode_id_cursor, page
+from hookpost.api.params import DEFAULT_LIMIT, AppId, Cursor, Limit, SubId
+from hookpost.api.responses import json_response
 from hookpost.config import get_settings
 from hookpost.db import queries
 from hookpost.db.pool import connection
 from hookpost.db.run import fetch_all, fetch_one
+from hookpost.errors import Conflict, Invalid, NotFound
+from hookpost.fields import EVENT_TYPE_NAME_RE
 from hookpost.operational import OPERATIONAL_EVENT_TYPES, RESERVED_PREFIX, is_reserved
 from hookpost.secrets_at_rest import seal, unseal
 from hookpost.signing import generate_secret, secret_key
 from hookpost.targets import TargetRefused, validate_target_url
 
 router = Router()
-
-SubId = Annotated[uuid.UUID, Path(description="subscription id")]
 
 # Set by Hookpost on every delivery; a subscription may not override them.
 RESERVED_HEADERS = frozenset(
@@ -38,29 +37,29 @@ def _checked_url(url: str) -> str:
     try:
         return validate_target_url(url, allow_private=get_settings().allow_private_targets)
     except TargetRefused as exc:
-        raise invalid("url", str(exc)) from None
+        raise Invalid.field("url", str(exc)) from None
 
 
 def _checked_headers(headers: dict[str, str]) -> dict[str, str]:
     for name, value in headers.items():
         lowered = name.lower()
         if lowered in RESERVED_HEADERS or lowered.startswith("webhook-"):
-            raise invalid(f"headers.{name}", "is set by Hookpost and cannot be overridden")
+            raise Invalid.field(f"headers.{name}", "is set by Hookpost and cannot be overridden")
         if not name.isascii() or not all(c.isalnum() or c in "-_" for c in name):
-            raise invalid(f"headers.{name}", "is not a valid header name")
+            raise Invalid.field(f"headers.{name}", "is not a valid header name")
         if "\r" in value or "\n" in value:
-            raise invalid(f"headers.{name}", "must not contain line breaks")
+            raise Invalid.field(f"headers.{name}", "must not contain line breaks")
     return headers
 
 
 def _checked_event_types(names: list[str]) -> list[str]:
     for index, name in enumerate(names):
-        if name != "*" and not models.EVENT_TYPE_NAME_RE.fullmatch(name):
-            raise invalid(
+        if name != "*" and not EVENT_TYPE_NAME_RE.fullmatch(name):
+            raise Invalid.field(
                 f"event_types[{index}]", "must be an event type name like invoice.paid, or *"
             )
         if is_reserved(name) and name not in OPERATIONAL_EVENT_TYPES:
-            raise invalid(
+            raise Invalid.field(
                 f"event_types[{index}]",
                 f"{RESERVED_PREFIX}* names are reserved; Hookpost's operational event types are "
                 + ", ".join(OPERATIONAL_EVENT_TYPES),
@@ -84,7 +83,8 @@ _HEALTH_COLUMNS = (
 
 
 def subscription_view(row: dict[str, Any]) -> dict[str, Any]:
-    """A subscription row (queries.subscription_view) as the API shows it: health grouped."""
+    """A subscription row with its health (hookpost_subscription_health, see queries) as the API
+    shows it: the health grouped."""
     view = {
         k: v for k, v in row.items() if k not in _HEALTH_COLUMNS and not k.startswith("recent_")
     }
@@ -107,7 +107,7 @@ def _checked_secret(secret: str) -> str:
     try:
         secret_key(secret)
     except ValueError as exc:
-        raise invalid("secret", str(exc)) from None
+        raise Invalid.field("secret", str(exc)) from None
     return secret
 
 
@@ -148,7 +148,7 @@ def list_subscriptions(
 def get_subscription(app_id: AppId, sub_id: SubId) -> Response[models.SubscriptionWithSecret]:
     row = fetch_one(queries.SUBSCRIPTION_GET, {"id": sub_id, "application_id": app_id})
     if row is None:
-        raise not_found("subscription")
+        raise NotFound("subscription")
     return json_response(200, _shown(row))
 
 
@@ -160,7 +160,7 @@ def update_subscription(
     # null clears description, rate_limit_per_s and max_in_flight; the rest must have a value.
     for field in ("url", "event_types", "labels", "headers", "enabled", "ordering"):
         if field in changes and changes[field] is None:
-            raise invalid(field, "may not be null")
+            raise Invalid.field(field, "may not be null")
     if "url" in changes:
         changes["url"] = _checked_url(changes["url"])
     if "event_types" in changes:
@@ -175,11 +175,13 @@ def update_subscription(
     if "ordering" in changes:
         row = _update_with_ordering(changes, params)
     elif changes:
-        row = fetch_one(queries.subscription_update(list(changes)), {**changes, **params})
+        row = fetch_one(
+            queries.updating(queries.SUBSCRIPTION_UPDATE, list(changes)), {**changes, **params}
+        )
     else:
         row = fetch_one(queries.SUBSCRIPTION_GET, params)
     if row is None:
-        raise not_found("subscription")
+        raise NotFound("subscription")
     return json_response(200, _shown(row))
 
 
@@ -194,7 +196,8 @@ def _update_with_ordering(changes: dict[str, Any], params: dict[str, Any]) -> di
                     if current is None:
                         return None
                     row = conn.execute(
-                        queries.subscription_update(list(changes)), {**changes, **params}
+                        queries.updating(queries.SUBSCRIPTION_UPDATE, list(changes)),
+                        {**changes, **params},
                     ).fetchone()
                     if current["ordering"] != changes["ordering"]:
                         conn.execute(
@@ -205,7 +208,7 @@ def _update_with_ordering(changes: dict[str, Any], params: dict[str, Any]) -> di
             except psycopg.errors.DeadlockDetected:
                 # Caught here, inside `connection()`, which would report it as an outage.
                 continue
-    raise conflict("the subscription was busy being delivered to; send the change again")
+    raise Conflict("the subscription was busy being delivered to; send the change again")
 
 
 @router.delete(
@@ -213,7 +216,7 @@ def _update_with_ordering(changes: dict[str, Any], params: dict[str, Any]) -> di
 )
 def delete_subscription(app_id: AppId, sub_id: SubId):
     if fetch_one(queries.SUBSCRIPTION_DELETE, {"id": sub_id, "application_id": app_id}) is None:
-        raise not_found("subscription")
+        raise NotFound("subscription")
     return Response(204)
 
 
@@ -227,5 +230,5 @@ def rotate_secret(
         {"id": sub_id, "application_id": app_id, "secret": seal(secret)},
     )
     if row is None:
-        raise not_found("subscription")
+        raise NotFound("subscription")
     return json_response(200, _shown(row))
