@@ -7,12 +7,10 @@ import logging
 import subprocess
 import sys
 import threading
-import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
 from hookpost.db.migrate import (
     Migration,
@@ -22,16 +20,6 @@ from hookpost.db.migrate import (
     versioned_migrations,
 )
 from support_process import wait_for
-
-
-@pytest.fixture
-def empty_database(database_url: str) -> Iterator[str]:
-    name = f"hookpost_migrate_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield make_conninfo(database_url, dbname=name)
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def applied(url: str) -> list[str]:
