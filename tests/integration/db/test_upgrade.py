@@ -407,15 +407,7 @@ def deliver_from(env) -> Iterator[Callable[[str], list[Summary]]]:
     "release",
     [
         "36afc8a",
-        pytest.param(
-            "1a1c04a",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=psycopg.errors.ForeignKeyViolation,
-                reason="released 0005 adds attempts_subscription_state_fkey before it fills "
-                "subscription_state, so it cannot apply to a database holding attempts",
-            ),
-        ),
+        "1a1c04a",
     ],
 )
 def test_a_database_of_an_earlier_release_upgrades_and_delivers_what_it_held(
@@ -432,7 +424,11 @@ def test_a_database_of_an_earlier_release_upgrades_and_delivers_what_it_held(
 
     applied = migrate(empty_database)
 
-    assert applied == [m.version for m in versioned_migrations()][len(RELEASES[release]) :]
+    # Repairs slotted between released files (0004a, 0005a) apply late, and do nothing, on
+    # databases already past them.
+    assert applied == [
+        m.version for m in versioned_migrations() if m.version not in RELEASES[release]
+    ]
     after_migrate = dump(empty_database, old_columns)
     lost = {t: [r for r in rows if r not in after_migrate[t]] for t, rows in before.items()}
     assert not any(lost.values()), f"every row as it was: {lost}"

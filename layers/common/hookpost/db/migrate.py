@@ -9,7 +9,9 @@ Two kinds of SQL file, both packaged with this module:
   test holds the files to it. A file whose first line is `-- hookpost: no-transaction` runs one
   statement at a time outside a transaction, for what cannot run inside one (`CREATE INDEX
   CONCURRENTLY` on a live table); its statements must be safe to run again (`IF NOT EXISTS`),
-  since a failure part-way leaves the earlier ones done.
+  since a failure part-way leaves the earlier ones done. A repair for one old release's databases
+  may sort between released files (`0004a_...`); it is applied late, out of order, on databases
+  already past it, and must do nothing there.
 - `functions/NNN_name.sql` define functions, views and triggers with `CREATE OR REPLACE`. All of
   them are re-applied, in file order and in one transaction, on every `migrate`, after the
   versioned files: a database always runs the functions of the release that migrated it last,
