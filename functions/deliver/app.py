@@ -7,7 +7,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hookpost.aws.wake import WAKE_EVENT
-from hookpost.delivery.loop import run_for_lambda
+from hookpost.delivery.runners import run_for_lambda
 
 # The `hookpost` logger: hookpost.delivery's records propagate to it and come out as JSON.
 logger = Logger(service="hookpost")

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 
         run(loops=args.command == "dev")
     elif args.command == "deliver":
-        from hookpost.delivery.loop import run_until_signalled
+        from hookpost.delivery.runners import run_until_signalled
 
         run_until_signalled()
     elif args.command == "job":

@@ -11,6 +11,9 @@ import pytest
 from hookpost.config import CircuitSettings
 from hookpost.db.pool import connection
 from hookpost.delivery import claims, recover_expired_leases
+from hookpost.delivery.recorder import Result
+from hookpost.delivery.schedule import SUCCEEDED, Decision
+from hookpost.delivery.sender import Outcome
 from support_delivery import delivering
 from support_process import wait_for
 
@@ -89,7 +92,7 @@ def test_a_loop_holds_at_most_its_share_of_one_subscription(tenant, subscribed):
         again = claims.claim(conn, uuid.uuid4(), 50, 60.0, share=50, holding={sub: 50})
         assert again.attempts == []
         # Ready, but the loop must wait for an answer, not the clock.
-        assert again.next_ready_s == 0
+        assert again.next_ready == claims.ReadyNow()
 
 
 def test_an_expired_lease_returns_the_attempt_to_be_delivered(tenant, subscribed, receiver):
@@ -106,22 +109,13 @@ def test_an_expired_lease_returns_the_attempt_to_be_delivered(tenant, subscribed
 
 
 def outcome(attempt_id: uuid.UUID, claim_id: uuid.UUID) -> dict:
-    return {
-        "id": attempt_id,
-        "claim_id": claim_id,
-        "status": "succeeded",
-        "response_status": 200,
-        "response_headers": {},
-        "response_body": "",
-        "elapsed_ms": 1,
-        "error": None,
-        "retry_in_s": None,
-        "disable": False,
-        "ord": 1,
-        "failure": False,
-        "throttled": False,
-        "pause_s": None,
-    }
+    return Result.of(
+        attempt_id,
+        claim_id,
+        Outcome(status_code=200, headers={}, body="", elapsed_ms=1),
+        Decision(SUCCEEDED),
+        ord=1,
+    ).row()
 
 
 def test_only_the_claim_holding_an_attempt_records_it(tenant, subscribed):

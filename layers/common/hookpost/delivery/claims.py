@@ -1,20 +1,26 @@
 """The deliver loop's statements: claim a leased batch, record a batch of outcomes, release,
 recover expired leases, end expired attempts. Each is one statement (or one pipelined round trip)
-in a transaction of its own: none is ever open while a request is on the wire."""
+in a transaction of its own: none is ever open while a request is on the wire. `on_pool` runs one
+from the event loop."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any
+from decimal import Decimal
+from typing import Any, TypeVar
 
 import psycopg
 
 from hookpost.config import CircuitSettings
 from hookpost.db import queries
+from hookpost.db.pool import connection
+
+T = TypeVar("T")
 
 # Recovery and expiry work in bounded statements so that a huge number of rows (a fleet of
 # workers died, a held backlog expired) never makes one long transaction.
@@ -30,12 +36,53 @@ def _async_commit(conn: psycopg.Connection) -> Iterator[None]:
         yield
 
 
-@dataclass
+async def on_pool(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run fn(conn, *args, **kwargs) on a pooled connection in a worker thread, so that the event
+    loop and the requests on it never wait for the database."""
+
+    def call() -> T:
+        with connection() as conn:
+            return fn(conn, *args, **kwargs)
+
+    return await asyncio.to_thread(call)
+
+
+@dataclass(frozen=True)
+class NothingReady:
+    """No subscription is waiting for its turn: only a NOTIFY or the poll brings work."""
+
+
+@dataclass(frozen=True)
+class ReadyNow:
+    """A subscription's turn has come, yet the claim left it: the claiming loop holds its share,
+    or the subscription's limits (max_in_flight, a key in order) hold it until an answer."""
+
+
+@dataclass(frozen=True)
+class ReadyIn:
+    """The next subscription's turn comes in `seconds` (> 0): a rate, a Retry-After or a
+    circuit's probe holds it until then, and no NOTIFY will say so."""
+
+    seconds: float
+
+
+NextReady = NothingReady | ReadyNow | ReadyIn
+
+
+def next_ready(in_s: float | Decimal | None) -> NextReady:
+    """The hint from DELIVERY_NEXT_READY's seconds until the earliest ready_at (None: none)."""
+    if in_s is None:
+        return NothingReady()
+    seconds = float(in_s)
+    return ReadyIn(seconds) if seconds > 0 else ReadyNow()
+
+
+@dataclass(frozen=True)
 class Claimed:
-    """A claim's attempts, and how long until another subscription is ready (None: none is)."""
+    """A claim's attempts, and when another subscription is ready."""
 
     attempts: list[dict[str, Any]]
-    next_ready_s: float | None
+    next_ready: NextReady
 
 
 def claim(
@@ -62,14 +109,14 @@ def claim(
     }
     with _async_commit(conn):
         attempts = conn.execute(queries.DELIVERY_CLAIM, params).fetchall()
-        next_ready = conn.execute(queries.DELIVERY_NEXT_READY).fetchone()["in_s"]
-    return Claimed(attempts, None if next_ready is None else max(float(next_ready), 0.0))
+        in_s = conn.execute(queries.DELIVERY_NEXT_READY).fetchone()["in_s"]
+    return Claimed(attempts, next_ready(in_s))
 
 
 def record(
     conn: psycopg.Connection, results: list[dict[str, Any]], circuit: CircuitSettings
 ) -> dict[str, int]:
-    """Write outcomes (keys as in hookpost_record's recordset) in one statement; returns how
+    """Write outcomes (rows as `recorder.Result.row()` makes them) in one statement; returns how
     many were recorded per status. Results whose claim no longer holds the attempt are
     dropped: the attempt was claimed again after its lease expired."""
     with _async_commit(conn):

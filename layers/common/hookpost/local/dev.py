@@ -98,7 +98,7 @@ def serve(host: str, port: int, stop: threading.Event, *, loops: bool = True) ->
     background: list[threading.Thread] = []
     try:
         if loops:
-            from hookpost.delivery.loop import start_in_thread
+            from hookpost.delivery.runners import start_in_thread
             from hookpost.jobs.periodic import run_periodically
 
             background.append(start_in_thread(stop))
