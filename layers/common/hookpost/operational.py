@@ -17,6 +17,15 @@ ATTEMPT_GAVE_UP = "hookpost.attempt.gave_up"
 # list(OPERATIONAL_EVENT_TYPES) to a query that needs a PostgreSQL array.
 OPERATIONAL_EVENT_TYPES: tuple[str, ...] = (SUBSCRIPTION_DISABLED, CIRCUIT_OPENED, ATTEMPT_GAVE_UP)
 
+# What hookpost_record raises events under, keyed as it reads them (p_circuit -> 'operational'):
+# the SQL spells no name of its own.
+RECORD_NAMES: dict[str, str] = {
+    "reserved_prefix": RESERVED_PREFIX,
+    "subscription_disabled": SUBSCRIPTION_DISABLED,
+    "circuit_opened": CIRCUIT_OPENED,
+    "attempt_gave_up": ATTEMPT_GAVE_UP,
+}
+
 
 def is_reserved(name: str) -> bool:
     """Whether `name` is in the reserved `hookpost.` namespace (operational or not)."""

@@ -19,6 +19,7 @@ import psycopg
 from hookpost.config import CircuitSettings
 from hookpost.db import queries
 from hookpost.db.pool import connection
+from hookpost.operational import RECORD_NAMES
 
 T = TypeVar("T")
 
@@ -122,7 +123,11 @@ def record(
     with _async_commit(conn):
         rows = conn.execute(
             queries.DELIVERY_RECORD,
-            {"results": json.dumps(results, default=str), "circuit": json.dumps(asdict(circuit))},
+            {
+                "results": json.dumps(results, default=str),
+                # hookpost_record raises operational events by these names.
+                "circuit": json.dumps({**asdict(circuit), "operational": RECORD_NAMES}),
+            },
         ).fetchall()
     return {row["status"]: row["count"] for row in rows}
 

@@ -1,10 +1,11 @@
 -- Records a batch of outcomes (p_results: DELIVERY_RECORD's recordset; p_circuit: the breaker's
--- settings). One statement writes each attempt's result; the subscriptions a 410 disables; the
--- next try of each failure (unless a try of that event to that subscription is already pending:
--- a replay or manual retry then carries on, rather than a second chain), due no later than the
--- event expires; each subscription's health (failure streak and window, circuit, pace,
--- Retry-After), under its row lock, taken in key order; and the operational events these changes
--- raise, for the application's subscriptions to them. Only the claim that holds an attempt may
+-- settings, and under `operational` the names of the operational events, as claims.record
+-- passes them). One statement writes each attempt's result; the subscriptions a 410 disables;
+-- the next try of each failure (unless a try of that event to that subscription is already
+-- pending: a replay or manual retry then carries on, rather than a second chain), due no later
+-- than the event expires; each subscription's health as hookpost_health_next rules (failure
+-- streak and window, circuit, pace, Retry-After), under its row lock, taken in key order; and
+-- the operational events these changes raise, for the application's subscriptions to them. Only the claim that holds an attempt may
 -- record it; an attempt whose lease expired and went back to pending unclaimed still takes its
 -- holder's late result, saving a second send.
 --
@@ -17,14 +18,8 @@ RETURNS TABLE (status text, count bigint)
 LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
 DECLARE
-    trip_failures integer := (p_circuit ->> 'failures')::integer;
-    trip_ratio double precision := (p_circuit ->> 'failure_ratio')::double precision;
-    window_s double precision := (p_circuit ->> 'window_s')::double precision;
-    min_requests integer := (p_circuit ->> 'min_requests')::integer;
-    base_cooldown_s double precision := (p_circuit ->> 'cooldown_s')::double precision;
-    max_cooldown_s double precision := (p_circuit ->> 'max_cooldown_s')::double precision;
-    -- An adaptive pace this high is as good as none.
-    unpaced_per_s constant double precision := 1000;
+    -- The names of the operational events raised, as hookpost/operational.py names them.
+    names constant jsonb := p_circuit -> 'operational';
     counts jsonb;
     recorded_subscriptions uuid[];
 BEGIN
@@ -48,10 +43,11 @@ BEGIN
                   r.throttled, r.pause_s, r.response_status, r.error
     ),
     per_subscription AS MATERIALIZED (
-        SELECT o.subscription_id, count(*) AS sent,
-               count(*) FILTER (WHERE o.failure) AS failed,
-               count(*) FILTER (WHERE o.status = 'succeeded') AS succeeded,
-               count(*) FILTER (WHERE o.failure AND o.ord > o.last_success) AS failed_since,
+        SELECT o.subscription_id, count(*)::integer AS sent,
+               count(*) FILTER (WHERE o.failure)::integer AS failed,
+               count(*) FILTER (WHERE o.status = 'succeeded')::integer AS succeeded,
+               count(*) FILTER (WHERE o.failure AND o.ord > o.last_success)::integer
+                   AS failed_since,
                bool_or(o.throttled) AS throttled, max(o.pause_s) AS pause_s,
                coalesce(array_agg(o.id) FILTER (WHERE o.failure), '{}') AS failed_ids,
                array_agg(o.id) AS ids
@@ -61,74 +57,23 @@ BEGIN
         GROUP BY o.subscription_id
     ),
     locked AS MATERIALIZED (
-        SELECT h.* FROM subscription_health h
+        SELECT h.subscription_id, h AS health FROM subscription_health h
         WHERE h.subscription_id IN (SELECT subscription_id FROM per_subscription)
         ORDER BY h.subscription_id
         FOR NO KEY UPDATE
     ),
     decided AS MATERIALIZED (
-        SELECT l.subscription_id, s.application_id, s.url, c.circuit,
-               CASE WHEN c.circuit = 'closed' AND l.circuit = 'open' THEN 0 ELSE f.streak END
-                   AS failure_streak,
-               w.started_at AS window_started_at, w.sent AS window_sent,
-               w.failed AS window_failed,
-               CASE WHEN c.circuit = 'closed' THEN NULL
-                    WHEN c.reopened OR l.circuit = 'closed'
-                        THEN now() + make_interval(secs => k.cooldown_s)
-                    ELSE l.probe_at END AS probe_at,
-               k.cooldown_s,
-               CASE WHEN c.circuit = 'closed' THEN NULL
-                    WHEN l.circuit = 'closed' THEN now() ELSE l.opened_at END AS opened_at,
-               CASE WHEN p.throttled
-                        THEN greatest(0.5, coalesce(l.pace_per_s, s.rate_limit_per_s,
-                                                    w.sent / greatest(1.0, w.age_s)) / 2)
-                    WHEN l.pace_per_s * power(1.05, p.succeeded)
-                         >= coalesce(s.rate_limit_per_s, unpaced_per_s) THEN NULL
-                    ELSE l.pace_per_s * power(1.05, p.succeeded) END AS pace_per_s,
-               CASE WHEN p.pause_s > 0
-                    THEN greatest(l.paused_until, now() + make_interval(secs => p.pause_s))
-                    ELSE l.paused_until END AS paused_until,
-               l.circuit = 'closed' AND c.circuit = 'open' AS opened
+        SELECT s.application_id, s.url, (l.health).circuit = 'closed' AND n.circuit = 'open'
+                   AS opened, n.*
         FROM locked l
         JOIN per_subscription p USING (subscription_id)
         JOIN subscriptions s ON s.id = l.subscription_id
         -- The probe the claim sent, as it committed before sending it.
         JOIN subscription_state st ON st.subscription_id = l.subscription_id
-        CROSS JOIN LATERAL (
-            SELECT CASE WHEN p.succeeded > 0 THEN p.failed_since
-                        ELSE l.failure_streak + p.failed END AS streak
-        ) AS f
-        CROSS JOIN LATERAL (
-            SELECT CASE WHEN fresh THEN now() ELSE l.window_started_at END AS started_at,
-                   CASE WHEN fresh THEN 0 ELSE l.window_sent END + p.sent AS sent,
-                   CASE WHEN fresh THEN 0 ELSE l.window_failed END + p.failed AS failed,
-                   CASE WHEN fresh THEN 0
-                        ELSE extract(epoch FROM now() - l.window_started_at) END AS age_s
-            FROM (SELECT l.window_started_at IS NULL
-                         OR l.window_started_at <= now() - make_interval(secs => window_s)
-                         AS fresh) AS w0
-        ) AS w
-        CROSS JOIN LATERAL (
-            -- An open circuit closes on its probe's success and opens again on its failure;
-            -- the late answers of what was in flight when it opened change nothing.
-            SELECT CASE
-                       WHEN l.circuit = 'open' AND st.probe_id = ANY(p.ids)
-                           THEN CASE WHEN st.probe_id = ANY(p.failed_ids) THEN 'open'
-                                     ELSE 'closed' END
-                       WHEN l.circuit = 'closed'
-                            AND (f.streak >= trip_failures
-                                 OR (w.sent >= min_requests AND w.failed >= trip_ratio * w.sent))
-                           THEN 'open'
-                       ELSE l.circuit END AS circuit,
-                   l.circuit = 'open' AND st.probe_id = ANY(p.failed_ids) AS reopened
-        ) AS c
-        CROSS JOIN LATERAL (
-            SELECT CASE WHEN c.circuit = 'closed' THEN 0
-                        WHEN l.circuit = 'closed' THEN base_cooldown_s
-                        WHEN c.reopened
-                            THEN least(max_cooldown_s, greatest(l.cooldown_s, base_cooldown_s) * 2)
-                        ELSE l.cooldown_s END AS cooldown_s
-        ) AS k
+        CROSS JOIN LATERAL hookpost_health_next(
+            l.health, p.sent, p.failed, p.succeeded, p.failed_since, p.throttled, p.pause_s,
+            CASE WHEN st.probe_id = ANY(p.ids) THEN st.probe_id = ANY(p.failed_ids) END,
+            s.rate_limit_per_s, now(), p_circuit) AS n
     ),
     health AS (
         UPDATE subscription_health h
@@ -145,7 +90,7 @@ BEGIN
         UPDATE subscription_state st SET tokens = 0, tokens_at = now()
         FROM decided d JOIN locked l USING (subscription_id)
         WHERE st.subscription_id = d.subscription_id
-          AND d.pace_per_s < coalesce(l.pace_per_s, 'infinity')
+          AND d.pace_per_s < coalesce((l.health).pace_per_s, 'infinity')
         RETURNING 1
     ),
     disabled AS (
@@ -153,7 +98,7 @@ BEGIN
         SET enabled = false, disabled_reason = 'the receiver answered 410 Gone', updated_at = now()
         FROM outcome o
         WHERE o.disable AND s.id = o.subscription_id AND s.enabled
-        RETURNING s.id, s.application_id, s.url
+        RETURNING s.id, s.application_id, s.url, s.disabled_reason
     ),
     retried AS (
         INSERT INTO attempts (application_id, event_id, subscription_id, try_number, trigger,
@@ -170,30 +115,31 @@ BEGIN
         RETURNING 1
     ),
     -- What happened that an application may subscribe to. No operational event is raised about
-    -- the attempts of operational events: a receiver of hookpost.attempt.gave_up that is down
-    -- would otherwise feed itself for ever.
+    -- the attempts of operational events: a receiver of given-up attempts that is down would
+    -- otherwise feed itself for ever.
     raised AS MATERIALIZED (
         SELECT d.application_id, d.subscription_id AS about,
-               'hookpost.circuit.opened' AS event_type,
+               names ->> 'circuit_opened' AS event_type,
                jsonb_build_object(
                    'subscription_id', d.subscription_id, 'url', d.url,
                    'opened_at', hookpost_rfc3339(now()), 'failure_streak', d.failure_streak,
                    'probe_at', hookpost_rfc3339(d.probe_at)) AS payload
         FROM decided d WHERE d.opened
         UNION ALL
-        SELECT x.application_id, x.id, 'hookpost.subscription.disabled',
+        SELECT x.application_id, x.id, names ->> 'subscription_disabled',
                jsonb_build_object('subscription_id', x.id, 'url', x.url,
-                                  'reason', 'the receiver answered 410 Gone',
+                                  'reason', x.disabled_reason,
                                   'disabled_at', hookpost_rfc3339(now()))
         FROM disabled x
         UNION ALL
-        SELECT o.application_id, o.subscription_id, 'hookpost.attempt.gave_up',
+        SELECT o.application_id, o.subscription_id, names ->> 'attempt_gave_up',
                jsonb_build_object('attempt_id', o.id, 'event_id', o.event_id,
                                   'event_type', e.event_type, 'subscription_id', o.subscription_id,
                                   'try_number', o.try_number, 'response_status', o.response_status,
                                   'error', o.error)
         FROM outcome o JOIN events e ON e.id = o.event_id
-        WHERE o.status = 'gave_up' AND e.event_type NOT LIKE 'hookpost.%'
+        WHERE o.status = 'gave_up'
+          AND NOT starts_with(e.event_type, names ->> 'reserved_prefix')
     ),
     audience AS MATERIALIZED (
         SELECT r.application_id, r.event_type, r.payload, r.ord, s.id AS subscription_id,
@@ -203,7 +149,7 @@ BEGIN
           ON s.application_id = r.application_id AND s.enabled
          AND r.event_type = ANY(s.event_types)
          -- the subscription just disabled gets no more attempts
-         AND NOT (r.event_type = 'hookpost.subscription.disabled' AND s.id = r.about)
+         AND NOT (r.event_type = names ->> 'subscription_disabled' AND s.id = r.about)
         -- As ingest does: a PATCH changing `ordering` waits for this, or this reads its result.
         FOR KEY SHARE OF s
     ),

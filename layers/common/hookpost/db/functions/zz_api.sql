@@ -3,7 +3,7 @@
 -- subscription (its trigger writes them in that same statement), hence the defaults. STABLE: it
 -- reads the calling statement's snapshot; a one-SELECT SQL function, so the planner inlines it
 -- into the statement that calls it.
--- An open circuit whose probe is on the wire is shown half open.
+-- An open circuit whose probe is on the wire is shown half open (hookpost_circuit_shown).
 -- `recent` reads the last 100 finished attempts through attempts_subscription_finished_idx. Its
 -- subscription_id is bounded by a range, not `=`: an equality would make the first sort column
 -- redundant, and the planner would then often walk the whole primary key backwards, filtering
@@ -25,9 +25,9 @@ FROM (SELECT subscription AS id) AS s
 LEFT JOIN subscription_state st ON st.subscription_id = s.id
 LEFT JOIN subscription_health h ON h.subscription_id = s.id
 CROSS JOIN LATERAL (
-    SELECT CASE WHEN h.circuit = 'open' AND h.probe_at <= now() AND EXISTS (
-                    SELECT FROM attempts p WHERE p.id = st.probe_id AND p.status = 'in_flight')
-                THEN 'half_open' ELSE coalesce(h.circuit, 'closed') END AS circuit
+    SELECT hookpost_circuit_shown(h, EXISTS (
+               SELECT FROM attempts p WHERE p.id = st.probe_id AND p.status = 'in_flight'),
+           now()) AS circuit
 ) AS shown
 CROSS JOIN LATERAL (
     SELECT count(*) AS attempts,
