@@ -26,9 +26,11 @@ from hookpost.api.responses import (
 from hookpost.api.routes import (
     applications,
     attempts,
+    console,
     event_types,
     events,
     health,
+    portal_sessions,
     stats,
     subscriptions,
 )
@@ -52,8 +54,18 @@ def build_resolver() -> APIGatewayRestResolver:
     so a process serves one request at a time, as on Lambda (`make dev` runs several)."""
     resolver = APIGatewayRestResolver(enable_validation=True)
     resolver.use([authorize_middleware])
-    for module in (health, applications, event_types, subscriptions, events, attempts, stats):
+    for module in (
+        health,
+        applications,
+        event_types,
+        subscriptions,
+        events,
+        attempts,
+        stats,
+        portal_sessions,
+    ):
         resolver.include_router(module.router, prefix="/v1")
+    resolver.include_router(console.router)
     resolver.configure_openapi(
         title="Hookpost",
         version=__version__,

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 
+from hookpost.api import scope
 from hookpost.api.responses import Problem
 from hookpost.credentials import Caller, bearer_token, identify
 from hookpost.errors import NotFound
@@ -20,7 +21,8 @@ def authorize(app: BaseRouter) -> None:
 
     /v1/applications[/{id}[/api-keys...]] need the admin token; any other route under
     /v1/applications/{id}/ needs a key of that very application (another application's id reads
-    exactly as a missing one: 404). Everything else is public.
+    exactly as a missing one: 404), or for some a portal session of it (`scope`). Everything
+    else is public.
     """
     parts = app.current_event.path.strip("/").split("/")
     if parts[:2] != ["v1", "applications"]:
@@ -34,6 +36,9 @@ def authorize(app: BaseRouter) -> None:
         raise Problem(403, f"this route needs {needed}", slug="forbidden")
     if not admin_route and parse_uuid(parts[2]) != caller.application_id:
         raise NotFound("application")
+    if caller.is_portal:
+        method = app.current_event.http_method
+        scope.admit(app, method, caller.application_id, parts[3:], caller.portal_labels)
 
 
 def authorize_middleware(

@@ -14,7 +14,7 @@ from hookpost.events import (
     ORDERING_KEY_DESCRIPTION,
     EventIn,
 )
-from hookpost.fields import EventTypeName, Strict, StringMap
+from hookpost.fields import EventTypeName, InputTimestamp, Strict, StringMap
 from hookpost.operational import OPERATIONAL_EVENT_TYPES
 from hookpost.timestamps import rfc3339
 
@@ -224,6 +224,60 @@ class SubscriptionWithSecret(Subscription):
 
 class SubscriptionPage(Page):
     data: list[Subscription]
+
+
+class RecoverIn(Strict):
+    since: InputTimestamp = Field(description="RFC 3339: attempts that ended from then on")
+    until: InputTimestamp | None = Field(None, description="RFC 3339, exclusive; default now")
+
+
+class Recovered(BaseModel):
+    attempts_created: int = Field(
+        description="new attempts, due now: one per event whose last attempt to this"
+        " subscription ended failed, gave_up or expired in the window"
+    )
+
+
+class TestDeliveryIn(Strict):
+    event_type: EventTypeName | None = Field(
+        None, description="a declared event type; default `hookpost.test`"
+    )
+    payload: Any = Field(None, description="default: a small example payload")
+
+
+class TestDelivery(BaseModel):
+    attempt_id: uuid.UUID = Field(description="the test delivery's attempt, due now")
+
+
+# Portal sessions
+
+
+class PortalSessionIn(Strict):
+    labels: StringMap = Field(
+        min_length=1,
+        description="the session reaches only subscriptions whose labels include all of these,"
+        " and events carrying them",
+    )
+    ttl_s: int = Field(3600, ge=60, le=86400, description="lifetime in seconds (60..86400)")
+
+
+class PortalSessionCreated(BaseModel):
+    id: uuid.UUID
+    token: str = Field(description="`hpp_` bearer token; shown only in this response")
+    url: str = Field(description="opens the console scoped to this session; works once")
+    expires_at: Timestamp
+    labels: dict[str, str]
+
+
+class PortalLinkIn(Strict):
+    link: str = Field(min_length=1, max_length=200, description="the `#link=` of a portal url")
+
+
+class PortalLinkExchanged(BaseModel):
+    token: str = Field(description="`hpp_` bearer token of the console for this session")
+    application_id: uuid.UUID
+    labels: dict[str, str]
+    expires_at: Timestamp
 
 
 # Events

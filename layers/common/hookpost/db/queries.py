@@ -114,7 +114,7 @@ WHERE application_id = %(application_id)s AND name = ANY(%(names)s)
 # Subscriptions
 #
 # The API answers a subscription with its health: each statement below that returns
-# subscriptions joins hookpost_subscription_health (db/functions/zz_api.sql) to its rows, in the
+# subscriptions joins hookpost_subscription_health (db/functions/080_subscription_health.sql) to its rows, in the
 # same round trip, including the INSERT and UPDATEs, whose RETURNING rows it reads.
 
 SUBSCRIPTION_INSERT = """
@@ -311,7 +311,8 @@ FROM events {where} ORDER BY id DESC LIMIT %(limit)s
 # subscription probe at once instead of after its cool-down (the probe is whichever attempt is
 # due first; success lets everything held, these included, flow), and `ready_to_probe` puts the
 # subscription in line for the next claim. ATTEMPT_RETRY does the same. NOTIFY wakes the deliver
-# loops, as in EVENTS_INGEST.
+# loops, as in EVENTS_INGEST. `scope` narrows it to a portal session's subscriptions ('{}' for
+# everyone else).
 EVENT_REPLAY = """
 WITH created AS (
     INSERT INTO attempts (application_id, event_id, subscription_id, trigger, ordering_key)
@@ -320,6 +321,7 @@ WITH created AS (
     FROM events e
     JOIN subscriptions s ON s.application_id = e.application_id AND s.enabled
     WHERE e.id = %(id)s AND e.application_id = %(application_id)s
+      AND s.labels @> %(scope)s::jsonb
       AND CASE WHEN %(subscription_ids)s::uuid[] IS NULL
                THEN s.event_types && CASE WHEN starts_with(e.event_type, 'hookpost.')
                                           THEN ARRAY[e.event_type]
@@ -406,6 +408,146 @@ woken AS MATERIALIZED (SELECT pg_notify('hookpost_attempts', '') FROM created)
 SELECT created.* FROM created CROSS JOIN (SELECT count(*) FROM woken) AS wake
 """
 
+# Recover: one new attempt, due now, of every event whose last attempt to the subscription
+# ended failed, gave_up or expired within [since, until). Attempts finished in the window are
+# read through the subscription's index; the latest of each event's attempts to it is found
+# through attempts_event_idx. Trigger, ordering key, locks, probe and NOTIFY as in EVENT_REPLAY.
+SUBSCRIPTION_RECOVER = """
+WITH ended AS (
+    SELECT DISTINCT a.event_id
+    FROM attempts a
+    WHERE a.subscription_id = %(id)s AND a.application_id = %(application_id)s
+      AND a.status IN ('failed', 'gave_up', 'expired')
+      AND a.finished_at >= %(since)s AND a.finished_at < %(until)s
+      AND NOT EXISTS (SELECT FROM attempts n
+                      WHERE n.event_id = a.event_id AND n.subscription_id = a.subscription_id
+                        AND n.id > a.id)
+),
+created AS (
+    INSERT INTO attempts
+        (application_id, event_id, subscription_id, try_number, trigger, ordering_key)
+    SELECT s.application_id, e.id, s.id,
+           (SELECT max(try_number) + 1 FROM attempts p
+            WHERE p.event_id = e.id AND p.subscription_id = s.id),
+           'replay',
+           CASE WHEN s.ordering = 'per_key' THEN coalesce(e.ordering_key, e.event_type) END
+    FROM subscriptions s
+    JOIN ended x ON true
+    JOIN events e ON e.id = x.event_id
+    WHERE s.id = %(id)s AND s.application_id = %(application_id)s
+    FOR KEY SHARE OF s
+    RETURNING id, subscription_id
+),
+probed AS (
+    UPDATE subscription_health SET probe_at = now()
+    WHERE subscription_id IN (SELECT subscription_id FROM created)
+      AND circuit = 'open' AND probe_at > now()
+    RETURNING subscription_id
+),
+ready_to_probe AS (
+    UPDATE subscription_state SET ready_at = now()
+    WHERE subscription_id IN (SELECT subscription_id FROM probed)
+    RETURNING 1
+),
+woken AS MATERIALIZED (
+    SELECT pg_notify('hookpost_attempts', '') FROM (SELECT FROM created LIMIT 1) AS any_created
+)
+SELECT count(*) AS attempts_created FROM created CROSS JOIN (SELECT count(*) FROM woken) AS wake
+"""
+
+# A test delivery: an event of its own (labelled as the subscription, so a portal scoped to it
+# sees it) with one attempt, due now, to this one subscription, whatever its types and labels.
+# Probe and NOTIFY as in EVENT_REPLAY: someone is waiting for this one.
+SUBSCRIPTION_TEST = """
+WITH s AS (
+    SELECT id, application_id, labels, ordering FROM subscriptions
+    WHERE id = %(id)s AND application_id = %(application_id)s
+    FOR KEY SHARE
+),
+event AS (
+    INSERT INTO events
+        (id, application_id, event_id, event_type, payload, labels, occurred_at,
+         attempts_created)
+    SELECT %(event_uuid)s, s.application_id, %(event_uuid)s::text, %(event_type)s, %(payload)s,
+           s.labels, now(), 1
+    FROM s
+    RETURNING id, event_type
+),
+created AS (
+    INSERT INTO attempts (application_id, event_id, subscription_id, trigger, ordering_key)
+    SELECT s.application_id, event.id, s.id, 'manual',
+           CASE WHEN s.ordering = 'per_key' THEN event.event_type END
+    FROM s CROSS JOIN event
+    RETURNING id, subscription_id
+),
+probed AS (
+    UPDATE subscription_health SET probe_at = now()
+    WHERE subscription_id IN (SELECT subscription_id FROM created)
+      AND circuit = 'open' AND probe_at > now()
+    RETURNING subscription_id
+),
+ready_to_probe AS (
+    UPDATE subscription_state SET ready_at = now()
+    WHERE subscription_id IN (SELECT subscription_id FROM probed)
+    RETURNING 1
+),
+woken AS MATERIALIZED (SELECT pg_notify('hookpost_attempts', '') FROM created)
+SELECT created.id AS attempt_id FROM created CROSS JOIN (SELECT count(*) FROM woken) AS wake
+"""
+
+# Portal sessions (hookpost.credentials): tokens and links are looked up by their SHA-256.
+
+PORTAL_SESSION_INSERT = """
+INSERT INTO portal_sessions (application_id, labels, token_hash, link_hash, expires_at)
+VALUES (%(application_id)s, %(labels)s, %(token_hash)s, %(link_hash)s,
+        now() + make_interval(secs => %(ttl_s)s))
+RETURNING id, labels, expires_at
+"""
+
+PORTAL_SESSION_REVOKE = """
+UPDATE portal_sessions SET revoked_at = coalesce(revoked_at, now())
+WHERE id = %(id)s AND application_id = %(application_id)s RETURNING id
+"""
+
+# The API's token or the console's (after its link was exchanged) of a live session.
+PORTAL_SESSION_BY_TOKEN = """
+SELECT id, application_id, labels FROM portal_sessions
+WHERE (token_hash = %(token_hash)s OR console_token_hash = %(token_hash)s)
+  AND revoked_at IS NULL AND expires_at > now()
+"""
+
+# A link opens the console once: the first exchange sets the console's token, any later finds
+# it set and gets nothing.
+PORTAL_SESSION_EXCHANGE = """
+UPDATE portal_sessions SET console_token_hash = %(console_token_hash)s
+WHERE link_hash = %(link_hash)s AND console_token_hash IS NULL
+  AND revoked_at IS NULL AND expires_at > now()
+RETURNING id, application_id, labels, expires_at
+"""
+
+# What a portal session may reach (hookpost.api.scope): a subscription whose labels include the
+# session's, an event carrying them, an attempt to such a subscription.
+PORTAL_SUBSCRIPTION_IN_SCOPE = """
+SELECT 1 FROM subscriptions
+WHERE id = %(id)s AND application_id = %(application_id)s AND labels @> %(scope)s
+"""
+
+PORTAL_EVENT_IN_SCOPE = """
+SELECT 1 FROM events
+WHERE application_id = %(application_id)s AND (id = %(event_uuid)s OR event_id = %(event_ref)s)
+  AND labels @> %(scope)s
+ORDER BY id IS NOT DISTINCT FROM %(event_uuid)s DESC LIMIT 1
+"""
+
+PORTAL_ATTEMPT_IN_SCOPE = """
+SELECT 1 FROM attempts a JOIN subscriptions s ON s.id = a.subscription_id
+WHERE a.id = %(id)s AND a.application_id = %(application_id)s AND s.labels @> %(scope)s
+"""
+
+PORTAL_SUBSCRIPTIONS_IN_SCOPE = """
+SELECT id FROM subscriptions WHERE application_id = %(application_id)s AND labels @> %(scope)s
+"""
+
 # The dynamic parts, composed with psycopg.sql: the list filters and a PATCH's columns.
 
 # Each list filter is a condition over named parameters, used only when its parameter is given.
@@ -414,6 +556,16 @@ LIST_FILTERS = {
     "after_id": sql.SQL("id < %(after_id)s"),
     "after_name": sql.SQL("name > %(after_name)s"),
     "event_type": sql.SQL("event_type = %(event_type)s"),
+    # When it was accepted.
+    "since": sql.SQL("created_at >= %(since)s"),
+    "until": sql.SQL("created_at < %(until)s"),
+    # Labels an event (or, for a portal session, a subscription) must carry, as a JSON object.
+    "labels": sql.SQL("labels @> %(labels)s"),
+    # A portal session's attempts: those to the subscriptions it may reach.
+    "scope": sql.SQL(
+        "subscription_id IN (SELECT id FROM subscriptions WHERE application_id ="
+        " %(application_id)s AND labels @> %(scope)s)"
+    ),
     "status": sql.SQL("status = %(status)s::attempt_status"),
     "subscription_id": sql.SQL("subscription_id = %(subscription_id)s"),
     # An attempt's event may be named by its id or by the event_id the client gave it.

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import Router
 
-from hookpost.api import models
+from hookpost.api import models, scope
 from hookpost.api.pagination import decode_id_cursor, page
 from hookpost.api.params import DEFAULT_LIMIT, AppId, AttemptId, Cursor, Limit
 from hookpost.api.responses import json_response
@@ -40,6 +40,7 @@ def list_attempts(
         "subscription_id": subscription_id,
         "event_ref": event_id,
         "event_uuid": parse_uuid(event_id),
+        "scope": scope.labels_filter(router),
         "after_id": decode_id_cursor(cursor),
         "limit": limit + 1,
     }

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import Router
+from psycopg.types.json import Jsonb
 
-from hookpost.api import models
+from hookpost.api import models, scope
 from hookpost.api.pagination import decode_id_cursor, page
 from hookpost.api.params import DEFAULT_LIMIT, AppId, Cursor, EventRef, EventUuid, Limit
 from hookpost.api.responses import json_response
@@ -19,6 +20,7 @@ from hookpost.db.pool import connection
 from hookpost.db.run import fetch_all
 from hookpost.errors import Invalid, NotFound
 from hookpost.events import EventIn
+from hookpost.fields import InputTimestamp
 from hookpost.ids import parse_uuid
 from hookpost.ingest import ingest
 
@@ -63,21 +65,56 @@ def send_events(
     return json_response(202, {"data": _ingested(ingest(app_id, body.events, batch=True))})
 
 
-@router.get("/applications/<app_id>/events", tags=["events"])
+LABEL_PREFIX = "label."
+
+
+@router.get(
+    "/applications/<app_id>/events",
+    tags=["events"],
+    description="Newest first. Besides the parameters below, `label.<key>=<value>` (any number"
+    " of them) keeps the events whose labels include each.",
+)
 def list_events(
     app_id: AppId,
     event_type: Annotated[str | None, Query(max_length=200)] = None,
+    since: Annotated[
+        InputTimestamp | None, Query(description="RFC 3339: accepted at or after")
+    ] = None,
+    until: Annotated[
+        InputTimestamp | None, Query(description="RFC 3339: accepted before (exclusive)")
+    ] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Response[models.EventPage]:
+    wanted = _label_filters(router.current_event.query_string_parameters or {})
+    fixed = scope.portal_labels(router) or {}
+    if any(wanted.get(key, value) != value for key, value in fixed.items()):
+        # A label the portal session fixes asked with another value: nothing it may see.
+        return json_response(200, {"data": [], "next_cursor": None})
+    labels = {**wanted, **fixed}
     params = {
         "application_id": app_id,
         "event_type": event_type,
+        "since": since,
+        "until": until,
+        "labels": Jsonb(labels) if labels else None,
         "after_id": decode_id_cursor(cursor),
         "limit": limit + 1,
     }
     rows = fetch_all(queries.listing(queries.EVENT_LIST, params), params)
     return json_response(200, page(rows, limit))
+
+
+def _label_filters(query: dict[str, str]) -> dict[str, str]:
+    labels = {
+        k.removeprefix(LABEL_PREFIX): v for k, v in query.items() if k.startswith(LABEL_PREFIX)
+    }
+    for key, value in labels.items():
+        if not 1 <= len(key) <= 200:
+            raise Invalid.field(LABEL_PREFIX + key, "a label key has 1 to 200 characters")
+        if len(value) > 1000:
+            raise Invalid.field(LABEL_PREFIX + key, "a label value has at most 1000 characters")
+    return labels
 
 
 @router.get("/applications/<app_id>/events/<event_id>", tags=["events"])
@@ -90,6 +127,7 @@ def get_event(app_id: AppId, event_id: EventRef) -> Response[models.EventDetail]
         if event is None:
             raise NotFound("event")
         attempts = conn.execute(queries.ATTEMPTS_OF_EVENT, {"event_id": event["id"]}).fetchall()
+    attempts = scope.rows_in_scope(attempts, scope.subscriptions_in_scope(router, app_id))
     return json_response(200, {**event, "attempts": [attempt_view(a) for a in attempts]})
 
 
@@ -118,6 +156,9 @@ def replay_event(
                     {"application_id": app_id, "ids": subscription_ids},
                 )
             }
+            reachable = scope.subscriptions_in_scope(router, app_id)
+            if reachable is not None:
+                enabled &= reachable
             unknown = [str(s) for s in subscription_ids if s not in enabled]
             if unknown:
                 raise Invalid.field(
@@ -126,7 +167,12 @@ def replay_event(
                 )
         created = conn.execute(
             queries.EVENT_REPLAY,
-            {"id": event_id, "application_id": app_id, "subscription_ids": subscription_ids},
+            {
+                "id": event_id,
+                "application_id": app_id,
+                "subscription_ids": subscription_ids,
+                "scope": scope.scope_param(router),
+            },
         ).fetchall()
     ids = [row["id"] for row in created]
     if ids:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import psycopg
@@ -10,22 +11,28 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import Router
 from psycopg.types.json import Jsonb
 
-from hookpost.api import models
+from hookpost.api import models, scope
 from hookpost.api.pagination import decode_id_cursor, page
 from hookpost.api.params import DEFAULT_LIMIT, AppId, Cursor, Limit, SubId
 from hookpost.api.responses import json_response
+from hookpost.aws.wake import wake_deliver
 from hookpost.config import get_settings
 from hookpost.db import queries
 from hookpost.db.pool import connection
 from hookpost.db.run import fetch_all, fetch_one
 from hookpost.errors import Conflict, Invalid, NotFound
 from hookpost.fields import EVENT_TYPE_NAME_RE
+from hookpost.ids import uuid7
 from hookpost.operational import OPERATIONAL_EVENT_TYPES, RESERVED_PREFIX, is_reserved
+from hookpost.schemas import compile_schema, payload_errors
 from hookpost.secrets_at_rest import seal, unseal
 from hookpost.signing import generate_secret, secret_key
 from hookpost.targets import TargetRefused, validate_target_url
 
 router = Router()
+
+# The type of a test delivery: Hookpost's own, so no client can send or declare it.
+TEST_EVENT_TYPE = RESERVED_PREFIX + "test"
 
 # Set by Hookpost on every delivery; a subscription may not override them.
 RESERVED_HEADERS = frozenset(
@@ -122,7 +129,7 @@ def create_subscription(
             "application_id": app_id,
             "url": _checked_url(body.url),
             "event_types": _checked_event_types(body.event_types),
-            "labels": Jsonb(body.labels),
+            "labels": Jsonb(scope.with_portal_labels(router, body.labels, "labels")),
             "headers": Jsonb(_checked_headers(body.headers)),
             "description": body.description,
             "enabled": body.enabled,
@@ -139,7 +146,12 @@ def create_subscription(
 def list_subscriptions(
     app_id: AppId, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Response[models.SubscriptionPage]:
-    params = {"application_id": app_id, "after_id": decode_id_cursor(cursor), "limit": limit + 1}
+    params = {
+        "application_id": app_id,
+        "after_id": decode_id_cursor(cursor),
+        "limit": limit + 1,
+        "labels": scope.labels_filter(router),
+    }
     rows = fetch_all(queries.listing(queries.SUBSCRIPTION_LIST, params), params)
     return json_response(200, page([subscription_view(r) for r in rows], limit))
 
@@ -166,7 +178,7 @@ def update_subscription(
     if "event_types" in changes:
         changes["event_types"] = _checked_event_types(changes["event_types"])
     if "labels" in changes:
-        changes["labels"] = Jsonb(changes["labels"])
+        changes["labels"] = Jsonb(scope.with_portal_labels(router, changes["labels"], "labels"))
     if "headers" in changes:
         changes["headers"] = Jsonb(_checked_headers(changes["headers"]))
     if changes.get("enabled"):
@@ -232,3 +244,72 @@ def rotate_secret(
     if row is None:
         raise NotFound("subscription")
     return json_response(200, _shown(row))
+
+
+@router.post(
+    "/applications/<app_id>/subscriptions/<sub_id>/recover", tags=["subscriptions"], status_code=202
+)
+def recover(
+    app_id: AppId, sub_id: SubId, body: Annotated[models.RecoverIn, Body()]
+) -> Response[models.Recovered]:
+    """Send again what this subscription missed: one new attempt, due now, for each event whose
+    last attempt to it ended failed, gave_up or expired between `since` and `until`."""
+    until = body.until or datetime.now(UTC)
+    if body.since >= until:
+        raise Invalid.field("since", "must be before `until`")
+    if fetch_one(queries.SUBSCRIPTION_GET, {"id": sub_id, "application_id": app_id}) is None:
+        raise NotFound("subscription")
+    row = fetch_one(
+        queries.SUBSCRIPTION_RECOVER,
+        {"id": sub_id, "application_id": app_id, "since": body.since, "until": until},
+    )
+    created = row["attempts_created"] if row else 0
+    if created:
+        wake_deliver()
+    return json_response(202, {"attempts_created": created})
+
+
+@router.post(
+    "/applications/<app_id>/subscriptions/<sub_id>/test", tags=["subscriptions"], status_code=202
+)
+def send_test(
+    app_id: AppId, sub_id: SubId, body: Annotated[models.TestDeliveryIn | None, Body()] = None
+) -> Response[models.TestDelivery]:
+    """A signed delivery, like any other, to this subscription only: of type `hookpost.test`
+    (Hookpost's own; no client may send it) or of a declared type of the application."""
+    event_type = body.event_type if body and body.event_type else TEST_EVENT_TYPE
+    payload = body.payload if body and body.payload is not None else _test_payload(sub_id)
+    if event_type != TEST_EVENT_TYPE:
+        _check_test_event(app_id, event_type, payload)
+    event_uuid = uuid7()
+    row = fetch_one(
+        queries.SUBSCRIPTION_TEST,
+        {
+            "id": sub_id,
+            "application_id": app_id,
+            "event_uuid": event_uuid,
+            "event_type": event_type,
+            "payload": Jsonb(payload),
+        },
+    )
+    if row is None:
+        raise NotFound("subscription")
+    wake_deliver()
+    return json_response(202, {"attempt_id": row["attempt_id"]})
+
+
+def _test_payload(sub_id: object) -> dict[str, Any]:
+    return {"message": "a test delivery from Hookpost", "subscription_id": str(sub_id)}
+
+
+def _check_test_event(app_id: object, event_type: str, payload: Any) -> None:
+    declared = fetch_one(
+        queries.EVENT_TYPES_FOR_INGEST, {"application_id": app_id, "names": [event_type]}
+    )
+    if declared is None or not declared["active"]:
+        raise Invalid.field("event_type", f"not an active event type: {event_type!r}")
+    if declared["schema"]:
+        errors = payload_errors(compile_schema(declared["schema"]), payload)
+        if errors:
+            path, message = errors[0]
+            raise Invalid.field("payload" + path, message)
