@@ -25,7 +25,15 @@ FUNCTIONS = {
     "SchedulerFunction": "scheduler",
     "MigrateFunction": "migrate",
 }
-PUBLIC_ROUTES = {"/v1/health", "/v1/openapi.json", "/v1/docs"}
+PUBLIC_ROUTES = {
+    "/v1/health",
+    "/v1/openapi.json",
+    "/v1/docs",
+    "/console",
+    "/console/assets/{asset+}",
+}
+# A portal link is exchanged without a bearer token: the link is the credential.
+PUBLIC_POSTS = {"/v1/portal/exchange"}
 # The metrics contract: the code emits each name with exactly these dimensions.
 METRICS = {
     "EventsIngested": {"service": "ingest"},
@@ -124,9 +132,9 @@ def test_the_api_authorizes_with_our_bearer_keys_and_takes_usage_keys_from_the_a
         "Path": "/{proxy+}",
         "Method": "ANY",
     }
-    assert set(routes) == PUBLIC_ROUTES
-    for route in routes.values():
-        assert route["Method"] == "GET"
+    assert set(routes) == PUBLIC_ROUTES | PUBLIC_POSTS
+    for path, route in routes.items():
+        assert route["Method"] == ("POST" if path in PUBLIC_POSTS else "GET")
         assert route["Auth"] == {"Authorizer": "NONE", "ApiKeyRequired": False}
 
 
