@@ -135,6 +135,47 @@ def send_batches(tenant, count: int) -> list[dict]:
     return results
 
 
+def count_attempts(tenant, status: str) -> int:
+    """How many of the tenant's attempts have `status`, every page read."""
+    total, cursor = 0, None
+    while True:
+        params = {"status": status, "limit": 200, **({"cursor": cursor} if cursor else {})}
+        response = tenant.get("/attempts", params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        total += len(page["data"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return total
+
+
+def unsettled(tenant) -> int:
+    """How many of the tenant's attempts are still to go: pending or in flight."""
+    return count_attempts(tenant, "pending") + count_attempts(tenant, "in_flight")
+
+
+def failing_first(times: int, status: int = 500, headers: dict[str, str] | None = None):
+    """A receiver's answer that fails the first `times` requests (`status`, `headers`), then
+    succeeds."""
+    seen: list[Received] = []
+
+    def answer(received: Received) -> web.Response:
+        seen.append(received)
+        if len(seen) <= times:
+            return web.Response(status=status, headers=headers, text="not yet")
+        return web.Response(text="thanks")
+
+    return answer
+
+
+def failing_while_down(receiver: Receiver) -> threading.Event:
+    """The receiver answers 500 while the returned event is set (it starts set), 200 after."""
+    down = threading.Event()
+    down.set()
+    receiver.answer = lambda received: web.Response(status=500 if down.is_set() else 200)
+    return down
+
+
 def health_of(tenant, subscription: dict) -> dict:
     """The subscription's health as the API shows it."""
     response = tenant.get(f"/subscriptions/{subscription['id']}")

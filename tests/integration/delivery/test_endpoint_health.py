@@ -4,23 +4,14 @@ operational webhooks it raises, all against real receivers."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
 from aiohttp import web
 
-from support_delivery import Receiver, attempts_of, delivering, health_of
+from support_delivery import Receiver, attempts_of, delivering, failing_while_down, health_of
 from support_process import wait_for
-
-
-def failing(receiver: Receiver) -> threading.Event:
-    """The receiver answers 500 while the returned event is set (it starts set), 200 after."""
-    down = threading.Event()
-    down.set()
-    receiver.answer = lambda received: web.Response(status=500 if down.is_set() else 200)
-    return down
 
 
 @pytest.fixture
@@ -40,7 +31,7 @@ def test_a_failing_receiver_opens_the_circuit_holds_attempts_and_a_probe_closes_
 ):
     env(HOOKPOST_CIRCUIT_FAILURES="3", HOOKPOST_CIRCUIT_COOLDOWN_S="0.5")
     watch = operational(tenant, watcher, "hookpost.circuit.opened")
-    down = failing(receiver)
+    down = failing_while_down(receiver)
     with delivering():
         events = [tenant.send() for _ in range(3)]
         wait_for(lambda: health_of(tenant, subscribed)["circuit"] == "open", what="an open circuit")
@@ -164,7 +155,7 @@ def test_an_operational_receiver_that_is_down_does_not_feed_itself(
 
 def test_a_manual_retry_probes_an_open_circuit_at_once(tenant, subscribed, receiver, env):
     env(HOOKPOST_CIRCUIT_FAILURES="2", HOOKPOST_CIRCUIT_COOLDOWN_S="600")
-    down = failing(receiver)
+    down = failing_while_down(receiver)
     with delivering():
         events = [tenant.send() for _ in range(2)]
         wait_for(lambda: health_of(tenant, subscribed)["circuit"] == "open", what="an open circuit")

@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 import pytest
 from aiohttp import web
 
-from support_delivery import Received, attempts_of, delivering, settled
+from support_delivery import Received, attempts_of, delivering, settled, unsettled
 from support_process import wait_for
 
 
@@ -45,13 +45,6 @@ class Tracking:
         if self.failing(data):
             return web.Response(status=500, text="not now")
         return web.Response(text="thanks")
-
-
-def unsettled(tenant) -> int:
-    return sum(
-        len(tenant.get("/attempts", params={"status": status}).json()["data"])
-        for status in ("pending", "in_flight")
-    )
 
 
 def send_interleaved(tenant, keys: str, count: int) -> dict[str, list[str]]:

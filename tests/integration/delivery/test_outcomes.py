@@ -9,21 +9,8 @@ from datetime import datetime
 
 from aiohttp import web
 
-from support_delivery import Received, delivering, settled
+from support_delivery import Received, delivering, failing_first, settled
 from support_process import wait_for
-
-
-def failing(times: int, status: int = 500, headers: dict[str, str] | None = None):
-    """An answer that fails the first `times` requests, then succeeds."""
-    seen: list[Received] = []
-
-    def answer(received: Received) -> web.Response:
-        seen.append(received)
-        if len(seen) <= times:
-            return web.Response(status=status, headers=headers, text="not yet")
-        return web.Response(text="thanks")
-
-    return answer
 
 
 def seconds(a: str, b: str) -> float:
@@ -31,7 +18,7 @@ def seconds(a: str, b: str) -> float:
 
 
 def test_retries_until_success_with_the_history_kept(tenant, subscribed, receiver):
-    receiver.answer = failing(2)
+    receiver.answer = failing_first(2)
     with delivering():
         sent = tenant.send()
         attempts = settled(tenant, sent["id"], 3)
@@ -72,7 +59,7 @@ def test_a_failed_manual_retry_is_retried_on_the_schedule(tenant, subscribed, re
     with delivering():
         sent = tenant.send()
         (first,) = settled(tenant, sent["id"], 1)
-        receiver.answer = failing(1)
+        receiver.answer = failing_first(1)
         assert tenant.post(f"/attempts/{first['id']}/retry").status_code == 202
         attempts = settled(tenant, sent["id"], 3)
     assert [(a["trigger"], a["try_number"], a["status"]) for a in attempts] == [
@@ -108,7 +95,7 @@ def test_attempts_of_a_disabled_subscription_are_not_sent(tenant, subscribed, re
 
 def test_retry_after_is_waited_for(tenant, subscribed, receiver, env):
     env(HOOKPOST_RETRY_SLOW_S="5")
-    receiver.answer = failing(1, status=429, headers={"Retry-After": "1"})
+    receiver.answer = failing_first(1, status=429, headers={"Retry-After": "1"})
     with delivering():
         sent = tenant.send()
         first, second = settled(tenant, sent["id"], 2)
