@@ -5,11 +5,11 @@ and answering CloudFormation on a loopback server standing in for the presigned 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg
 import pytest
@@ -18,48 +18,8 @@ from hookpost.aws import migration
 from hookpost.aws.custom_resource import FAILED, SUCCESS, response_body, send
 from hookpost.db.migrate import versioned_migrations
 from hookpost.local.gateway import LocalLambdaContext, load_handler
-from support_aws import create_secrets, function_environment
+from support_aws import CloudFormation, create_secrets, function_environment
 from support_process import ROOT
-
-
-class CloudFormation:
-    """A loopback HTTP server recording each PUT, answering as S3 does (or with `status`)."""
-
-    def __init__(self) -> None:
-        self.received: list[dict] = []
-        self.status = 200
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                recorder.received.append(
-                    {"path": self.path, "headers": dict(self.headers), "body": json.loads(body)}
-                )
-                self.send_response(recorder.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/response?X-Amz-Signature=abc"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def cloudformation() -> Iterator[CloudFormation]:
-    server = CloudFormation()
-    yield server
-    server.close()
 
 
 @pytest.fixture
@@ -73,13 +33,36 @@ def fresh_database(database_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def migrate_with(aws, env, database_url):
+def application_role(database_url: str) -> Iterator[dict[str, str]]:
+    """The application role's credentials, in a secret as the template makes it; the role is
+    dropped afterwards (roles belong to the whole server)."""
+    credentials = {"username": f"hookpost_app_{uuid.uuid4().hex[:8]}", "password": "s3cret'pass"}
+    yield credentials
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            psycopg.sql.SQL("DROP ROLE IF EXISTS {}").format(
+                psycopg.sql.Identifier(credentials["username"])
+            )
+        )
+
+
+@pytest.fixture
+def migrate_with(aws, env, database_url, application_role):
     """Set the template's environment for the migrate function, the database named; returns
     its handler."""
+    import boto3
+
     values = create_secrets(database_url, admin_token="unused")
+    role_secret = boto3.client("secretsmanager").create_secret(
+        Name="hookpost-application-role", SecretString=json.dumps(application_role)
+    )
 
     def configure(database: str):
-        computed = {**values, "HOOKPOST_DATABASE_NAME": database}
+        computed = {
+            **values,
+            "HOOKPOST_DATABASE_NAME": database,
+            migration.APPLICATION_SECRET_ENV: role_secret["ARN"],
+        }
         env(**function_environment("MigrateFunction", **computed))
         return load_handler(ROOT / "functions" / "migrate" / "app.py")
 
@@ -125,6 +108,41 @@ def test_create_migrates_and_answers_success(
     assert put["headers"].get("Content-Type", "") == ""
 
 
+def test_create_makes_the_application_role_with_only_what_the_application_needs(
+    migrate_with, fresh_database, cloudformation, database_url, application_role
+):
+    handler = migrate_with(fresh_database)
+    assert handler(request(cloudformation), LocalLambdaContext())["Status"] == SUCCESS
+    # Again, as every deploy does: the role is there already, and nothing fails.
+    assert handler(request(cloudformation, "Update"), LocalLambdaContext())["Status"] == SUCCESS
+
+    name = application_role["username"]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        role = conn.execute(
+            "SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolpassword IS NOT NULL"
+            " FROM pg_authid WHERE rolname = %s",
+            [name],
+        ).fetchone()
+    assert role == (True, False, False, False, True)
+    as_role = psycopg.conninfo.make_conninfo(database_url, dbname=fresh_database, user=name)
+    with psycopg.connect(as_role, autocommit=True) as conn:
+        [application] = conn.execute(
+            "INSERT INTO applications (name) VALUES ('shop') RETURNING id"
+        ).fetchone()
+        conn.execute(
+            "INSERT INTO events (application_id, event_id, event_type, payload, occurred_at,"
+            " attempts_created) VALUES (%s, 'e1', 'invoice.paid', '{}', now(), 0)",
+            [application],
+        )
+        # Its functions and sequences too.
+        conn.execute("SELECT hookpost_uuid7()")
+        assert conn.execute("SELECT count(*) FROM events").fetchone() == (1,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("CREATE TABLE intruder (id int)")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("DROP TABLE events")
+
+
 def test_update_applies_only_what_is_pending(migrate_with, fresh_database, cloudformation):
     handler = migrate_with(fresh_database)
     handler(request(cloudformation, "Create"), LocalLambdaContext())
@@ -148,11 +166,14 @@ def test_an_unreachable_database_is_waited_for(
     monkeypatch.setattr(migration, "RETRY_PAUSE_S", 0.2)
     name = f"hookpost_migrate_{uuid.uuid4().hex[:12]}"
     handler = migrate_with(name)
+    retrying = Logged("database not reachable yet")
+    logging.getLogger(migration.logger.name).addHandler(retrying)
 
     def create_later() -> None:
-        time.sleep(0.5)
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        # Only once the handler has met the missing database and waits to try again.
+        if retrying.seen.wait(timeout=30):
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
 
     creator = threading.Thread(target=create_later)
     creator.start()
@@ -161,10 +182,24 @@ def test_an_unreachable_database_is_waited_for(
         answer = handler(request(cloudformation), context)
     finally:
         creator.join()
+        logging.getLogger(migration.logger.name).removeHandler(retrying)
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     assert answer["Status"] == SUCCESS
     assert answer["Data"]["Applied"] != "none"
+
+
+class Logged(logging.Handler):
+    """Notes when a record with `text` in its message is logged."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+        self.seen = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.seen.set()
 
 
 def test_a_failed_migration_answers_failed_with_the_reason(migrate_with, cloudformation):

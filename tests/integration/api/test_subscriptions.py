@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+
+from hookpost.ids import uuid7
+from support_process import wait_for
 
 
 def test_create_generates_a_standard_webhooks_secret(tenant):
@@ -315,14 +317,15 @@ def test_recent_health_counts_the_last_100_finished_attempts(tenant, database_ur
     event_id = tenant.send()["id"]  # one pending attempt each, not counted
 
     def insert(status: str, count: int, elapsed_ms: int | None = None) -> None:
+        # Ids made here strictly increase: each call's attempts are newer than the last call's.
+        ids = [uuid7() for _ in range(count)]
         with psycopg.connect(database_url) as conn:
             conn.execute(
-                "INSERT INTO attempts (application_id, event_id, subscription_id, status,"
+                "INSERT INTO attempts (id, application_id, event_id, subscription_id, status,"
                 " elapsed_ms, finished_at)"
-                " SELECT %s, %s, %s, %s, %s, now() FROM generate_series(1, %s)",
-                (tenant.id, event_id, sub["id"], status, elapsed_ms, count),
+                " SELECT id, %s, %s, %s, %s, %s, now() FROM unnest(%s::uuid[]) AS id",
+                (tenant.id, event_id, sub["id"], status, elapsed_ms, ids),
             )
-        time.sleep(0.005)  # ids are time-ordered: later statements, later ids
 
     insert("succeeded", 50, 999)  # older than the last 100: not counted
     insert("succeeded", 30, 20)
@@ -427,6 +430,7 @@ def test_an_ordering_change_caught_in_a_deadlock_is_tried_again(tenant, database
     sub = tenant.subscription()
     tenant.send(ordering_key="k")
     result: dict[str, object] = {}
+    deadlocks_before = deadlocks(database_url)
     with psycopg.connect(database_url) as recorder:
         recorder.execute(
             "UPDATE attempts SET status = 'in_flight' WHERE subscription_id = %s", (sub["id"],)
@@ -437,7 +441,11 @@ def test_an_ordering_change_caught_in_a_deadlock_is_tried_again(tenant, database
             )
         )
         patch.start()
-        time.sleep(0.3)  # the PATCH now waits for the attempt
+        wait_for(
+            lambda: waiting_for_locks_of(database_url, recorder.info.backend_pid) == 1,
+            timeout=10,
+            what="the PATCH waiting for the attempt",
+        )
         recorder.execute(
             "UPDATE subscriptions SET updated_at = now() WHERE id = %s", (sub["id"],)
         )  # PostgreSQL breaks the cycle by failing the PATCH's transaction
@@ -445,3 +453,28 @@ def test_an_ordering_change_caught_in_a_deadlock_is_tried_again(tenant, database
         patch.join(10)
     assert result["response"].status_code == 200, result["response"].text
     assert attempt_keys(database_url, sub["id"]) == [("in_flight", "k")]
+    # The PATCH's first transaction was the deadlock's victim; the 200 came from its retry.
+    # (A backend reports its statistics once idle: hence the wait.)
+    wait_for(
+        lambda: deadlocks(database_url) == deadlocks_before + 1,
+        timeout=15,
+        what="the deadlock counted",
+    )
+
+
+def waiting_for_locks_of(database_url: str, holder_pid: int) -> int:
+    """How many sessions wait for a lock that session `holder_pid` holds."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND %s = ANY (pg_blocking_pids(pid))",
+            (holder_pid,),
+        ).fetchone()[0]
+
+
+def deadlocks(database_url: str) -> int:
+    """The deadlocks PostgreSQL has detected in this database so far."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()[0]
