@@ -1,22 +1,28 @@
-# Every target that needs the virtualenv depends on its stamp, so `make dev` and
-# `make test` set themselves up on a fresh clone.
+# Every target that needs the virtualenv depends on a stamp, so `make dev` and `make test` set
+# themselves up on a fresh clone: `make dev` installs what running needs (RUN_STAMP), and the
+# test, lint, bench and deploy tools come with everything else (STAMP), as `make setup` does.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
 .PHONY: setup dev test lint bench clean
 
 setup: $(STAMP)
 
-$(STAMP): layers/common/pyproject.toml
+$(RUN_STAMP): layers/common/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 is required"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e 'layers/common[local]'
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
 	$(BIN)/python -m pip install --quiet -e 'layers/common[local,dev]'
 	touch $(STAMP)
 
-dev: $(STAMP)
+dev: $(RUN_STAMP)
 	$(BIN)/hookpost dev
 
 # pytest's exit code 5 means "no tests collected": not a failure of the code under test.

@@ -4,7 +4,7 @@ translation `make dev` uses, and tenants (an application with its own API key)."
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -13,6 +13,7 @@ import pytest
 
 from support import ADMIN_TOKEN, Tenant, create_tenant
 from support_delivery import Receiver
+from support_process import DevServer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,3 +105,19 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     with mocked_aws(monkeypatch):
         yield
+
+
+@pytest.fixture
+def dev_server() -> Iterator[Callable[..., DevServer]]:
+    """Makes `hookpost dev` processes (DevServer's arguments); whatever happens in the test, each
+    is stopped at its end, with everything it started."""
+    made: list[DevServer] = []
+
+    def make(*args, **kwargs) -> DevServer:
+        made.append(DevServer(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for server in made:
+        if server.process is not None:
+            server.stop()

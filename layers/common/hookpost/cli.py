@@ -8,17 +8,73 @@ import logging
 import os
 import sys
 
+# What each job does, for `hookpost job --help` (their modules say it at length).
+JOBS = {
+    "recover_leases": "attempts whose worker died go back to pending; expired ones end expired",
+    "refresh_views": "brings the hourly delivery statistics up to date",
+    "cleanup": "deletes events past their application's retention, and expired secrets",
+}
+
+_SETTINGS = "Settings: the HOOKPOST_* environment variables in the README."
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="hookpost",
+        description="Hookpost, multi-tenant webhook delivery on PostgreSQL: the commands that "
+        "run it outside Lambda. `hookpost COMMAND --help` tells more of each.",
+    )
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=summary,
+            description=f"{description}\n\n{_SETTINGS}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    command(
+        "migrate",
+        "apply pending migrations to DATABASE_URL",
+        "Apply to the database at DATABASE_URL the migrations it does not have yet, in order,\n"
+        "and print their versions. With nothing pending it changes nothing: safe to repeat.",
+    )
+    command(
+        "dev",
+        "run the whole system locally (what `make dev` runs)",
+        "Run Hookpost locally: PostgreSQL (embedded, data kept in .local/pgdata, unless\n"
+        "DATABASE_URL is set), the migrations, the HTTP API on http://127.0.0.1:3000\n"
+        "(HOOKPOST_HOST, HOOKPOST_PORT), the deliver loop and the scheduler jobs.\n"
+        "Once the API answers it prints its URL, the admin token and DATABASE_URL, then one\n"
+        "line per delivery outcome. Ctrl-C or SIGTERM stops all of it.",
+    )
+    command(
+        "api",
+        "serve the HTTP API alone, as `make dev` does",
+        "Serve the HTTP API alone, as `hookpost dev` does but without the deliver loop and the\n"
+        "jobs (run `hookpost deliver` beside it). Ctrl-C or SIGTERM stops it.",
+    )
+    command(
+        "deliver",
+        "run one deliver loop until SIGTERM or Ctrl-C",
+        "Run one deliver loop against DATABASE_URL: it sends due attempts, woken by\n"
+        "LISTEN/NOTIFY, and records their outcomes. Any number may run side by side.\n"
+        "SIGTERM or Ctrl-C stops it cleanly: what it holds is finished or handed back.",
+    )
+    job = command(
+        "job",
+        "run one scheduler job once",
+        "Run one scheduler job once against DATABASE_URL and print what it did as JSON\n"
+        "(`hookpost dev` runs each on its own period; on AWS, EventBridge does). The jobs:\n"
+        + "\n".join(f"  {name:<16}{does}" for name, does in JOBS.items()),
+    )
+    job.add_argument("name", choices=list(JOBS), metavar="NAME", help="one of the jobs above")
+    return top
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hookpost", description="Hookpost webhook delivery")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("migrate", help="apply pending migrations to DATABASE_URL")
-    commands.add_parser("dev", help="run the whole system locally (what `make dev` runs)")
-    commands.add_parser("api", help="serve the HTTP API alone, as `make dev` does")
-    commands.add_parser("deliver", help="run the deliver loop alone until SIGTERM or Ctrl-C")
-    job = commands.add_parser("job", help="run one scheduler job once")
-    job.add_argument("name", choices=["recover_leases", "refresh_views", "cleanup"])
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     if args.command in ("migrate", "deliver", "job") and not os.environ.get("DATABASE_URL"):

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from support import ADMIN_TOKEN, Tenant, create_tenant
-from support_delivery import Receiver, settle_strays
+from support_delivery import Receiver, send_batches, settle_strays
 from support_process import ROOT, DevServer, wait_for
 
 # Short leases and periods, so that recovery is quick; the rest as deployed.
@@ -66,67 +68,83 @@ def tenant_of(server: DevServer, receiver: Receiver) -> Tenant:
 class OwnPostgres:
     """A PostgreSQL of this test's own, to stop and start again on the same data."""
 
-    def __init__(self) -> None:
-        parent = Path(tempfile.mkdtemp(prefix="hookpost-outage-"))
-        os.chmod(parent, 0o755)  # as root, pgserver runs postgres as a user of its own
+    def __init__(self, parent: Path) -> None:
         self.data = parent / "data"
-        self.server = pgserver.get_server(self.data, cleanup_mode="stop")
+        self.start()
         self.url = self.server.get_uri()
 
     def stop(self) -> None:
         self.server.cleanup()
+        self.running = False
 
     def start(self) -> None:
         self.server = pgserver.get_server(self.data, cleanup_mode="stop")
+        self.running = True
 
 
-def test_a_database_outage_answers_503_and_loses_nothing_acknowledged(workdir, receiver):
-    postgres = OwnPostgres()
-    server = DevServer(workdir, {**FAST, "DATABASE_URL": postgres.url}).start()
+@pytest.fixture
+def postgres() -> Iterator[OwnPostgres]:
+    """Stopped and deleted (some 40 MB) at the end, whatever happened."""
+    # Not under tmp_path: as root, pgserver runs postgres as a user of its own, who cannot
+    # enter pytest's private temporary directories.
+    parent = Path(tempfile.mkdtemp(prefix="hookpost-outage-"))
     try:
-        tenant = tenant_of(server, receiver)
-
-        async def slowly(received):
-            await asyncio.sleep(0.05)
-            return web.Response()
-
-        receiver.answer = slowly
-        acknowledged = [tenant.send()["id"] for _ in range(30)]
-
-        postgres.stop()
-        health = httpx.get(f"{server.base}/v1/health", timeout=10)
-        assert health.status_code == 503 and health.json()["database"] == "unavailable"
-        refused = tenant.post("/events", {"event_type": "invoice.paid", "payload": {}})
-        assert refused.status_code == 503
-        # The loops meet the outage too: each notices, logs, and carries on by itself.
-        wait_for(lambda: server.printed("job recover_leases failed"), timeout=10, what="jobs")
-        wait_for(lambda: server.printed("claim failed"), timeout=10, what="the deliver loop")
-        assert refused.headers["content-type"] == "application/problem+json"
-        assert int(refused.headers["retry-after"]) > 0
-
-        postgres.start()
-        wait_for(
-            lambda: httpx.get(f"{server.base}/v1/health", timeout=10).status_code == 200,
-            timeout=30,
-            what="health once PostgreSQL is back",
-        )
-        # Each API process finds its stale connections broken once (503, retry) and replaces them.
-        acknowledged += [send_retrying(tenant) for _ in range(10)]
-        wait_for(
-            lambda: set(acknowledged) <= delivered(receiver),
-            timeout=60,
-            what="every acknowledged event delivered",
-        )
+        os.chmod(parent, 0o755)
+        own = OwnPostgres(parent)
+        yield own
+        if own.running:
+            own.stop()
     finally:
-        code, output = server.stop()
-        postgres.stop()
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_a_database_outage_answers_503_and_loses_nothing_acknowledged(
+    workdir, receiver, postgres, dev_server
+):
+    server = dev_server(workdir, {**FAST, "DATABASE_URL": postgres.url}).start()
+    tenant = tenant_of(server, receiver)
+
+    async def slowly(received):
+        await asyncio.sleep(0.05)
+        return web.Response()
+
+    receiver.answer = slowly
+    acknowledged = [tenant.send()["id"] for _ in range(30)]
+
+    postgres.stop()
+    health = httpx.get(f"{server.base}/v1/health", timeout=10)
+    assert health.status_code == 503 and health.json()["database"] == "unavailable"
+    refused = tenant.post("/events", {"event_type": "invoice.paid", "payload": {}})
+    assert refused.status_code == 503
+    # The loops meet the outage too: each notices, logs, and carries on by itself.
+    wait_for(lambda: server.printed("job recover_leases failed"), timeout=10, what="jobs")
+    wait_for(lambda: server.printed("claim failed"), timeout=10, what="the deliver loop")
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert int(refused.headers["retry-after"]) > 0
+
+    postgres.start()
+    wait_for(
+        lambda: httpx.get(f"{server.base}/v1/health", timeout=10).status_code == 200,
+        timeout=30,
+        what="health once PostgreSQL is back",
+    )
+    # Each API process finds its stale connections broken once (503, retry) and replaces them.
+    acknowledged += [send_retrying(tenant) for _ in range(10)]
+    wait_for(
+        lambda: set(acknowledged) <= delivered(receiver),
+        timeout=60,
+        what="every acknowledged event delivered",
+    )
+    code, output = server.stop()
     assert code == 0, output
 
 
-def test_killing_the_whole_dev_process_mid_delivery_loses_nothing(workdir, receiver, database_url):
+def test_killing_the_whole_dev_process_mid_delivery_loses_nothing(
+    workdir, receiver, database_url, dev_server
+):
     settle_strays(database_url)
     env = {**FAST, "DATABASE_URL": database_url}
-    server = DevServer(workdir, env).start()
+    server = dev_server(workdir, env).start()
 
     async def slowly(received):
         await asyncio.sleep(0.1)
@@ -134,28 +152,19 @@ def test_killing_the_whole_dev_process_mid_delivery_loses_nothing(workdir, recei
 
     receiver.answer = slowly
     tenant = tenant_of(server, receiver)
-    acknowledged = []
-    for first in range(0, 1000, 500):
-        events = [
-            {"event_type": "invoice.paid", "payload": {"n": n}} for n in range(first, first + 500)
-        ]
-        response = tenant.post("/events/batch", {"events": events})
-        assert response.status_code == 202
-        acknowledged += [r["id"] for r in response.json()["data"]]
+    acknowledged = [result["id"] for result in send_batches(tenant, 1000)]
     wait_for(lambda: len(receiver.requests) >= 200, timeout=30, what="delivery under way")
     server.process.send_signal(signal.SIGKILL)
     server.process.wait(timeout=10)
     assert len(delivered(receiver)) < 1000, "killed mid-delivery"
 
-    restarted = DevServer(workdir, env).start()
-    try:
-        wait_for(
-            lambda: set(acknowledged) <= delivered(receiver),
-            timeout=60,
-            what="every acknowledged event delivered after the restart",
-        )
-    finally:
-        code, output = restarted.stop()
+    restarted = dev_server(workdir, env).start()
+    wait_for(
+        lambda: set(acknowledged) <= delivered(receiver),
+        timeout=60,
+        what="every acknowledged event delivered after the restart",
+    )
+    code, output = restarted.stop()
     assert code == 0, output
     duplicates = len(receiver.requests) - len(delivered(receiver))
     # At most what the killed loop held: its requests in flight and one claimed batch.

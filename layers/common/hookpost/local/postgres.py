@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,8 +21,15 @@ def embedded_postgres(data_dir: Path | None) -> Iterator[str]:
     With a data directory the cluster is kept there between runs; without one it lives in a
     temporary directory that is deleted afterwards.
     """
-    import pgserver  # only a developer's machine has it
+    with warnings.catch_warnings():
+        # pgserver keeps its lock file in the user's runtime directory and warns, on import,
+        # when XDG_RUNTIME_DIR is unset (as in a container) that it uses /tmp/runtime-<uid>.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+        import pgserver  # only a developer's machine has it
 
+    # pgserver logs every initdb and pg_ctl run with its whole output at INFO; its errors (the
+    # server's log when it cannot start) stay.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     throwaway = data_dir is None
     if throwaway:
         parent = Path(tempfile.mkdtemp(prefix="hookpost-pg-"))
