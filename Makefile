@@ -29,11 +29,22 @@ dev: $(RUN_STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest || [ $$? -eq 5 ]
 
-lint: $(STAMP)
+# checkov pins releases of boto3 and packaging that the SAM CLI and pytest cannot share, so it
+# has a virtualenv of its own (inside .venv, so `make clean` removes it too).
+CHECKOV_VERSION := 3.3.30
+CHECKOV_STAMP := $(VENV)/checkov/.installed-$(CHECKOV_VERSION)
+
+$(CHECKOV_STAMP):
+	test -x $(VENV)/checkov/bin/python || $(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	touch $(CHECKOV_STAMP)
+
+lint: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 	SAM_CLI_TELEMETRY=0 $(BIN)/sam validate --lint --template-file template.yaml
+	$(VENV)/checkov/bin/checkov --config-file .checkov.yaml --file template.yaml
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

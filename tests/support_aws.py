@@ -5,9 +5,11 @@ like the template's."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -111,3 +113,36 @@ def create_secrets(database_url: str, admin_token: str) -> dict[str, str]:
         "HOOKPOST_ADMIN_TOKEN_SECRET_ID": admin["ARN"],
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
+
+
+class CloudFormation:
+    """A loopback HTTP server recording each PUT, answering as S3 does (or with `status`)."""
+
+    def __init__(self) -> None:
+        self.received: list[dict] = []
+        self.status = 200
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                recorder.received.append(
+                    {"path": self.path, "headers": dict(self.headers), "body": json.loads(body)}
+                )
+                self.send_response(recorder.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/response?X-Amz-Signature=abc"
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -33,6 +33,8 @@ IMPORT_FROM_LAYER = textwrap.dedent(
     assert psycopg.pq.__impl__ == "binary", psycopg.pq.__impl__
     assert versioned_migrations(), "no migrations in the layer"
     assert function_files(), "no function files in the layer"
+    from hookpost.secrets_manager import PROXY_CA_BUNDLE
+    assert PROXY_CA_BUNDLE.is_file(), "no CA bundle for RDS Proxy in the layer"
     """
 )
 

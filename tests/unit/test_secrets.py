@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterEr
 from psycopg.conninfo import conninfo_to_dict
 
 from hookpost.config import get_settings
+from hookpost.secrets_manager import PROXY_CA_BUNDLE
 
 
 def secret(value: object) -> str:
@@ -37,8 +38,18 @@ def test_the_database_url_comes_from_an_rds_style_secret_and_the_proxy_endpoint(
         "host": "hookpost-proxy.proxy-abc.eu-west-1.rds.amazonaws.com",
         "port": "5432",
         "dbname": "hookpost",
-        "sslmode": "require",
+        # The proxy's certificate and name are checked, against the roots shipped in the layer.
+        "sslmode": "verify-full",
+        "sslrootcert": str(PROXY_CA_BUNDLE),
     }
+
+
+def test_the_shipped_ca_bundle_holds_the_roots_rds_proxy_chains_to():
+    from cryptography import x509
+
+    roots = x509.load_pem_x509_certificates(PROXY_CA_BUNDLE.read_bytes())
+    names = {r.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value for r in roots}
+    assert {f"Amazon Root CA {n}" for n in range(1, 5)} <= names
 
 
 def test_a_port_in_the_secret_is_used(aws, env):
@@ -70,19 +81,19 @@ def test_the_admin_token_comes_from_its_secret(aws, env):
     assert get_settings().admin_token == "token-from-secrets-manager"
 
 
-def test_secrets_are_read_once_per_process(aws, env):
+def test_the_admin_token_is_kept_within_its_bound(aws, env):
     arn = secret("first")
     env(HOOKPOST_ADMIN_TOKEN_SECRET_ID=arn)
     assert get_settings().admin_token == "first"
     boto3.client("secretsmanager").put_secret_value(SecretId=arn, SecretString="second")
-    # A Lambda container keeps its settings, and so the secret it read at its first request.
+    # Read at most once a minute (tests/integration/test_credential_rotation.py: then again).
     assert get_settings().admin_token == "first"
 
 
 def test_a_missing_secret_fails_loudly(aws, env):
     env(HOOKPOST_ADMIN_TOKEN_SECRET_ID="arn:aws:secretsmanager:eu-west-1:123456789012:secret:no")
     with pytest.raises(GetParameterError):
-        get_settings()
+        assert get_settings().admin_token
 
 
 def test_without_secrets_the_environment_is_used(env):

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from hookpost import jobs
-from hookpost.aws import authorizer, usage_plans, wake
+from hookpost.aws import authorizer, migration, usage_plans, wake
 from support_aws import REGION, function_environment, load_template
 from support_process import ROOT
 
@@ -48,6 +48,7 @@ METRICS = {
 }
 DATABASE_RESOURCES = {
     "DatabaseSecret",
+    "ApplicationDatabaseSecret",
     "DatabaseSubnetGroup",
     "ProxySecurityGroup",
     "DatabaseSecurityGroup",
@@ -230,18 +231,14 @@ def test_the_database_behind_rds_proxy_is_created_only_when_asked(template, reso
     proxy = properties(resources, "DatabaseProxy")
     assert proxy["RequireTLS"] is True
     assert proxy["Auth"][0]["SecretArn"] == {"Ref": "DatabaseSecret"}
-    # PostgreSQL only from the functions to the proxy, and from the proxy to the cluster.
-    for group, source in [
-        ("ProxySecurityGroup", "FunctionSecurityGroup"),
-        ("DatabaseSecurityGroup", "ProxySecurityGroup"),
-    ]:
-        [rule] = properties(resources, group)["SecurityGroupIngress"]
-        assert (rule["FromPort"], rule["ToPort"]) == (5432, 5432)
-        assert rule["SourceSecurityGroupId"] == {"Ref": source}
+    # PostgreSQL only from the proxy to the cluster (from the functions: test_security_groups).
+    [rule] = properties(resources, "DatabaseSecurityGroup")["SecurityGroupIngress"]
+    assert (rule["FromPort"], rule["ToPort"]) == (5432, 5432)
+    assert rule["SourceSecurityGroupId"] == {"Ref": "ProxySecurityGroup"}
+    assert "SecurityGroupIngress" not in properties(resources, "ProxySecurityGroup")
     # The functions in the private subnets, reaching the proxy created or given.
     assert template["Globals"]["Function"]["VpcConfig"] == {
-        "SubnetIds": {"Ref": "PrivateSubnetIds"},
-        "SecurityGroupIds": [{"Ref": "FunctionSecurityGroup"}],
+        "SubnetIds": {"Ref": "PrivateSubnetIds"}
     }
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
     assert variables["HOOKPOST_DATABASE_HOST"] == {
@@ -251,10 +248,14 @@ def test_the_database_behind_rds_proxy_is_created_only_when_asked(template, reso
             {"Ref": "ExistingProxyEndpoint"},
         ]
     }
-    [rule] = template["Rules"].values()
+    rule = template["Rules"]["ExistingDatabaseNamed"]
     assert {str(a["Assert"]) for a in rule["Assertions"]} == {
         str({"Fn::Not": [{"Fn::Equals": [{"Ref": name}, ""]}]})
-        for name in ("ExistingProxyEndpoint", "ExistingDatabaseSecretName")
+        for name in (
+            "ExistingProxyEndpoint",
+            "ExistingDatabaseSecretName",
+            "ExistingApplicationSecretName",
+        )
     }
 
 
@@ -281,10 +282,11 @@ def test_the_environment_the_code_reads(resources):
         "HOOKPOST_DELIVERY_CONCURRENCY": "100",
         "HOOKPOST_CLEANUP_DRY_RUN": "false",
         "HOOKPOST_ENCRYPTION_KEY_SECRET_ID": "sealing-key",
+        "HOOKPOST_APPLICATION_DATABASE_SECRET_ID": "app-secret",
+        "HOOKPOST_USAGE_KEY_TAG": "hookpost-stack=hookpost",
     }
     environments = {name: function_environment(name, **computed) for name in FUNCTIONS}
     for environment in environments.values():
-        assert environment["HOOKPOST_DATABASE_SECRET_ID"] == "db-secret"
         assert environment["POWERTOOLS_METRICS_NAMESPACE"] == "Hookpost"
         assert environment["HOOKPOST_ALLOW_PRIVATE_TARGETS"] == "false"
         assert environment["HOOKPOST_PREPARE_STATEMENTS"] == "false"
@@ -303,6 +305,233 @@ def test_the_environment_the_code_reads(resources):
     assert set(local) <= set().union(*environments.values())
 
 
+def test_functions_connect_as_the_application_role_and_only_migrate_as_the_master(
+    template, resources
+):
+    app_secret = {
+        "Fn::If": [
+            "CreatesDatabase",
+            {"Ref": "ApplicationDatabaseSecret"},
+            {"Ref": "ExistingApplicationSecretName"},
+        ]
+    }
+    master_secret = {
+        "Fn::If": [
+            "CreatesDatabase",
+            {"Ref": "DatabaseSecret"},
+            {"Ref": "ExistingDatabaseSecretName"},
+        ]
+    }
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["HOOKPOST_DATABASE_SECRET_ID"] == app_secret
+    migrate = properties(resources, "MigrateFunction")["Environment"]["Variables"]
+    assert migrate["HOOKPOST_DATABASE_SECRET_ID"] == master_secret
+    assert migrate[migration.APPLICATION_SECRET_ENV] == app_secret
+    for name in set(FUNCTIONS) - {"MigrateFunction"}:
+        function = properties(resources, name)
+        assert "HOOKPOST_DATABASE_SECRET_ID" not in function["Environment"]["Variables"]
+        assert {"Ref": "ReadDatabaseSecretPolicy"} not in function["Policies"]
+    # The proxy accepts both users, and may read both secrets.
+    auth = properties(resources, "DatabaseProxy")["Auth"]
+    assert [a["SecretArn"] for a in auth] == [
+        {"Ref": "DatabaseSecret"},
+        {"Ref": "ApplicationDatabaseSecret"},
+    ]
+    assert all(a["ClientPasswordAuthType"] == "POSTGRES_SCRAM_SHA_256" for a in auth)
+    [read] = properties(resources, "DatabaseProxyRole")["Policies"]
+    assert read["PolicyDocument"]["Statement"][0]["Resource"] == [
+        {"Ref": "DatabaseSecret"},
+        {"Ref": "ApplicationDatabaseSecret"},
+    ]
+    role = json.loads(
+        properties(resources, "ApplicationDatabaseSecret")["GenerateSecretString"][
+            "SecretStringTemplate"
+        ]["Fn::Sub"].replace("${DatabaseName}", "hookpost")
+    )
+    assert (
+        role["username"]
+        != json.loads(
+            properties(resources, "DatabaseSecret")["GenerateSecretString"]["SecretStringTemplate"]
+        )["username"]
+    )
+
+
+def test_the_application_role_password_rotates_when_a_rotation_function_is_given(
+    template, resources
+):
+    assert template["Conditions"]["RotatesApplicationSecret"] == {
+        "Fn::And": [
+            {"Condition": "CreatesDatabase"},
+            {"Fn::Not": [{"Fn::Equals": [{"Ref": "DatabaseRotationLambdaArn"}, ""]}]},
+        ]
+    }
+    rotation = resources["ApplicationSecretRotation"]
+    assert rotation["Condition"] == "RotatesApplicationSecret"
+    # The role exists (the migration made it) before the first rotation, at once.
+    assert "Migration" in rotation["DependsOn"]
+    assert rotation["Properties"]["SecretId"] == {"Ref": "ApplicationDatabaseSecret"}
+    assert rotation["Properties"]["RotationRules"] == {
+        "AutomaticallyAfterDays": {"Ref": "DatabaseRotationDays"}
+    }
+    target = properties(resources, "ApplicationSecretTarget")
+    assert target["TargetId"] == {"Ref": "DatabaseCluster"}
+
+
+def test_both_secrets_outlive_the_stack(resources):
+    # The sealed subscription secrets and the final snapshot are unreadable without them.
+    for name in ("EncryptionKeySecret", "DatabaseSecret"):
+        assert resources[name]["DeletionPolicy"] == "Retain"
+        assert resources[name]["UpdateReplacePolicy"] == "Retain"
+
+
+def test_reserved_concurrency_is_a_parameter_reserving_nothing_by_default(template, resources):
+    for function, parameter, condition in [
+        ("DeliverFunction", "DeliverReservedConcurrency", "ReservesDeliverConcurrency"),
+        ("IngestFunction", "IngestReservedConcurrency", "ReservesIngestConcurrency"),
+        ("AuthorizerFunction", "AuthorizerReservedConcurrency", "ReservesAuthorizerConcurrency"),
+    ]:
+        assert template["Parameters"][parameter]["Default"] == 0
+        assert template["Conditions"][condition] == {
+            "Fn::Not": [{"Fn::Equals": [{"Ref": parameter}, 0]}]
+        }
+        assert properties(resources, function)["ReservedConcurrentExecutions"] == {
+            "Fn::If": [condition, {"Ref": parameter}, {"Ref": "AWS::NoValue"}]
+        }
+
+
+def test_the_proxy_name_changes_with_what_replaces_it(resources):
+    proxy = properties(resources, "DatabaseProxy")
+    subnets = [{"Fn::Select": [i, {"Ref": "PrivateSubnetIds"}]} for i in (0, 1)]
+    assert proxy["VpcSubnetIds"] == subnets
+    name = json.dumps(proxy["DBProxyName"])
+    # The stack's id (unique per stack) and the subnets (whose change replaces the proxy).
+    assert '{"Ref": "AWS::StackId"}' in name and all(json.dumps(s) in name for s in subnets)
+    assert "AWS::StackName" not in name
+    # Longest: "hookpost-" 8 hex of the stack id, "-", two subnets' 17 hex digits each.
+    assert len("hookpost-") + 8 + 1 + 2 * 17 <= 60
+
+
+def test_the_template_checks_its_preconditions(template):
+    [given, in_vpc] = template["Rules"]["SubnetsGiven"]["Assertions"]
+    assert given["Assert"] == {
+        "Fn::Not": [{"Fn::EachMemberEquals": [{"Ref": "PrivateSubnetIds"}, ""]}]
+    }
+    assert in_vpc["Assert"] == {
+        "Fn::EachMemberEquals": [
+            {"Fn::ValueOf": ["PrivateSubnetIds", "VpcId"]},
+            {"Ref": "VpcId"},
+        ]
+    }
+
+
+def egress(resources: dict[str, Any], group: str) -> dict[int, dict[str, Any]]:
+    rules = properties(resources, group)["SecurityGroupEgress"]
+    assert all(r["IpProtocol"] == "tcp" and r["FromPort"] == r["ToPort"] for r in rules)
+    return {r["FromPort"]: r for r in rules}
+
+
+def test_security_groups_one_per_role_with_only_the_egress_it_needs(template, resources):
+    to_proxy = {
+        "Fn::If": [
+            "CreatesDatabase",
+            {"Ref": "ProxySecurityGroup"},
+            {
+                "Fn::If": [
+                    "OpensExistingProxy",
+                    {"Ref": "ExistingProxySecurityGroupId"},
+                    {"Ref": "AWS::NoValue"},
+                ]
+            },
+        ]
+    }
+    groups = {
+        "DeliverFunction": "DeliverSecurityGroup",
+        "MigrateFunction": "MigrateSecurityGroup",
+    }
+    for function in FUNCTIONS:
+        expected = groups.get(function, "ApplicationSecurityGroup")
+        assert properties(resources, function)["VpcConfig"] == {
+            "SecurityGroupIds": [{"Ref": expected}]
+        }
+    # Only deliver reaches the internet: receivers over HTTP and HTTPS.
+    deliver = egress(resources, "DeliverSecurityGroup")
+    assert set(deliver) == {443, 80, 5432}
+    assert deliver[443]["CidrIp"] == deliver[80]["CidrIp"] == "0.0.0.0/0"
+    application = egress(resources, "ApplicationSecurityGroup")
+    assert set(application) == {443, 5432}
+    assert application[443]["DestinationSecurityGroupId"] == {
+        "Fn::If": ["CreatesEndpoints", {"Ref": "EndpointSecurityGroup"}, {"Ref": "AWS::NoValue"}]
+    }
+    migrate = egress(resources, "MigrateSecurityGroup")
+    assert set(migrate) == {443, 5432}
+    for group in (deliver, application, migrate):
+        assert group[5432]["DestinationSecurityGroupId"] == to_proxy
+    # Into the proxy's group (created or given), from each function's group.
+    ingress = {
+        properties(resources, name)["SourceSecurityGroupId"]["Ref"]: properties(resources, name)
+        for name, r in of_type(resources, "AWS::EC2::SecurityGroupIngress").items()
+        if name.startswith("ProxyIngressFrom")
+    }
+    assert set(ingress) == {
+        "DeliverSecurityGroup",
+        "ApplicationSecurityGroup",
+        "MigrateSecurityGroup",
+    }
+    for rule in ingress.values():
+        assert (rule["FromPort"], rule["ToPort"]) == (5432, 5432)
+        assert rule["GroupId"] == {
+            "Fn::If": [
+                "OpensExistingProxy",
+                {"Ref": "ExistingProxySecurityGroupId"},
+                {"Ref": "ProxySecurityGroup"},
+            ]
+        }
+    # The endpoints' group lets nothing out.
+    [none] = properties(resources, "EndpointSecurityGroup")["SecurityGroupEgress"]
+    assert none["CidrIp"] == "255.255.255.255/32"
+
+
+def test_vpc_endpoints_spare_the_functions_but_deliver_a_nat(template, resources):
+    endpoints = of_type(resources, "AWS::EC2::VPCEndpoint")
+    services = {
+        r["Properties"]["ServiceName"]["Fn::Sub"].rsplit(".", 1)[1]: r for r in endpoints.values()
+    }
+    assert set(services) == {"secretsmanager", "lambda", "apigateway", "s3"}
+    for name in ("secretsmanager", "lambda", "apigateway"):
+        endpoint = services[name]
+        assert endpoint["Condition"] == "CreatesEndpoints"
+        assert endpoint["Properties"]["VpcEndpointType"] == "Interface"
+        assert endpoint["Properties"]["PrivateDnsEnabled"] is True
+        assert endpoint["Properties"]["SecurityGroupIds"] == [{"Ref": "EndpointSecurityGroup"}]
+    # The migration's answer is a PUT to a presigned URL of the region's S3 response bucket.
+    s3 = services["s3"]
+    assert s3["Properties"]["VpcEndpointType"] == "Gateway"
+    assert s3["Properties"]["RouteTableIds"] == {"Ref": "PrivateRouteTableIds"}
+    assert template["Parameters"]["PrivateRouteTableIds"]["Type"] == "CommaDelimitedList"
+    # The migration waits for its way out (else it would hang until CloudFormation gives up).
+    network = json.dumps(properties(resources, "Migration")["Network"])
+    for name in ("ProxyIngressFromMigrate", "SecretsManagerEndpoint", "S3Endpoint"):
+        assert f'{{"Ref": "{name}"}}' in network
+
+
+def test_the_stage_is_throttled_and_logs_access(template, resources):
+    api = properties(resources, "Api")
+    [settings] = api["MethodSettings"]
+    assert (settings["ResourcePath"], settings["HttpMethod"]) == ("/*", "*")
+    assert settings["ThrottlingRateLimit"] == {"Ref": "ApiThrottleRateLimit"}
+    assert settings["ThrottlingBurstLimit"] == {"Ref": "ApiThrottleBurstLimit"}
+    for name in ("ApiThrottleRateLimit", "ApiThrottleBurstLimit"):
+        assert template["Parameters"][name]["Default"] >= 1000
+    condition, logs, off = api["AccessLogSetting"]["Fn::If"]
+    assert (condition, off) == ("LogsApiAccess", {"Ref": "AWS::NoValue"})
+    assert logs["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    assert "$context.requestId" in logs["Format"]
+    assert template["Parameters"]["ApiAccessLogs"]["Default"] == "on"
+    # API Gateway logs with the region's role: kept when the stack goes, others may use it.
+    for name in ("ApiGatewayAccount", "ApiGatewayLogRole"):
+        assert resources[name]["DeletionPolicy"] == "Retain"
+
+
 def iam_statements(resources: dict[str, Any]) -> list[dict[str, Any]]:
     found = []
     for resource in resources.values():
@@ -316,28 +545,34 @@ def iam_statements(resources: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_policies_are_least_privilege(resources):
     assert properties(resources, "IngestFunction")["Policies"] == [
-        {"Ref": "ReadDatabaseSecretPolicy"},
+        {"Ref": "ReadApplicationSecretPolicy"},
         {"Ref": "ReadAdminTokenPolicy"},
         {"Ref": "ReadEncryptionKeyPolicy"},
         {"LambdaInvokePolicy": {"FunctionName": {"Ref": "DeliverFunction"}}},
     ]
     assert properties(resources, "AuthorizerFunction")["Policies"] == [
-        {"Ref": "ReadDatabaseSecretPolicy"},
+        {"Ref": "ReadApplicationSecretPolicy"},
         {"Ref": "ReadAdminTokenPolicy"},
     ]
     assert properties(resources, "SchedulerFunction")["Policies"] == [
-        {"Ref": "ReadDatabaseSecretPolicy"},
+        {"Ref": "ReadApplicationSecretPolicy"},
         {"LambdaInvokePolicy": {"FunctionName": {"Ref": "DeliverFunction"}}},
     ]
     assert properties(resources, "DeliverFunction")["Policies"] == [
-        {"Ref": "ReadDatabaseSecretPolicy"},
+        {"Ref": "ReadApplicationSecretPolicy"},
         {"Ref": "ReadEncryptionKeyPolicy"},
     ]
     assert properties(resources, "MigrateFunction")["Policies"] == [
-        {"Ref": "ReadDatabaseSecretPolicy"}
+        {"Ref": "ReadDatabaseSecretPolicy"},
+        {"Ref": "ReadApplicationSecretPolicy"},
     ]
 
-    for name in ("ReadDatabaseSecretPolicy", "ReadAdminTokenPolicy", "ReadEncryptionKeyPolicy"):
+    for name in (
+        "ReadDatabaseSecretPolicy",
+        "ReadApplicationSecretPolicy",
+        "ReadAdminTokenPolicy",
+        "ReadEncryptionKeyPolicy",
+    ):
         [statement] = statements(properties(resources, name)["PolicyDocument"])
         assert statement["Action"] == "secretsmanager:GetSecretValue"
     assert properties(resources, "UsageKeysPolicy")["Roles"] == [{"Ref": "IngestFunctionRole"}]
@@ -345,10 +580,19 @@ def test_policies_are_least_privilege(resources):
     assert {s["Action"] for s in usage_keys} == {
         "apigateway:GET",
         "apigateway:POST",
+        "apigateway:PUT",
         "apigateway:DELETE",
     }
     adds = next(s for s in usage_keys if s["Sid"] == "AddKeysToThePlan")
     assert "/usageplans/${UsagePlan}/keys" in adds["Resource"]["Fn::Sub"]
+    # Keys are made, tagged and deleted only with this stack's tag, which the code sets.
+    [name, value] = ["hookpost-stack", {"Ref": "AWS::StackName"}]
+    by_sid = {s["Sid"]: s for s in usage_keys}
+    for sid in ("CreateKeys", "TagKeysAsTheyAreMade"):
+        assert by_sid[sid]["Condition"]["StringEquals"] == {f"aws:RequestTag/{name}": value}
+    assert by_sid["DeleteKeys"]["Condition"]["StringEquals"] == {f"aws:ResourceTag/{name}": value}
+    variables = properties(resources, "IngestFunction")["Environment"]["Variables"]
+    assert variables[usage_plans.USAGE_KEY_TAG_ENV] == {"Fn::Sub": f"{name}=${{AWS::StackName}}"}
 
     found = iam_statements(resources)
     assert len(found) >= 7
@@ -426,6 +670,8 @@ def test_samconfig_defaults_name_template_parameters(template):
     for name, value in overrides.items():
         allowed = template["Parameters"][name].get("AllowedValues")
         assert allowed is None or value in [str(a) for a in allowed]
+        # What `sam deploy --guided` offers is the saved value: none may undo a safe default.
+        assert value == str(template["Parameters"][name]["Default"]), name
 
 
 def transformed(template: dict[str, Any]) -> dict[str, Any]:
@@ -485,7 +731,13 @@ def test_the_transformed_template_has_no_dependency_cycle(template, monkeypatch)
     assert deliver_role["ManagedPolicyArns"] == [
         "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
         "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole",
-        {"Ref": "ReadDatabaseSecretPolicy"},
+        {"Ref": "ReadApplicationSecretPolicy"},
         {"Ref": "ReadEncryptionKeyPolicy"},
     ]
     assert "Policies" not in deliver_role
+    # A function's own security group replaces the Globals' one; the subnets stay.
+    vpc = resources["DeliverFunction"]["Properties"]["VpcConfig"]
+    assert vpc == {
+        "SubnetIds": {"Ref": "PrivateSubnetIds"},
+        "SecurityGroupIds": [{"Ref": "DeliverSecurityGroup"}],
+    }

@@ -6,6 +6,12 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
+# Lambda refuses a request over 6 MiB, and API Gateway's event carries the body as a JSON string
+# (every `"` and `\` escaped) besides headers and context: half of it, less room for the rest,
+# so a batch at the limit always reaches the function and one over it gets the function's 413.
+LAMBDA_REQUEST_LIMIT = 6 * 1024 * 1024
+MAX_BATCH_BYTES = LAMBDA_REQUEST_LIMIT // 2 - 64 * 1024
+
 
 def _bool(name: str, default: bool) -> bool:
     value = os.environ.get(name)
@@ -25,30 +31,35 @@ def _float(name: str, default: float) -> float:
 
 
 # On AWS the credentials live in Secrets Manager: the template names the secrets (ARN or name)
-# in place of DATABASE_URL and HOOKPOST_ADMIN_TOKEN. Settings are read once per process, so each
-# secret is read once per Lambda container. hookpost.secrets_manager is imported only then: boto3
-# is slow to load.
+# in place of DATABASE_URL and HOOKPOST_ADMIN_TOKEN. hookpost.secrets_manager is imported only
+# then: boto3 is slow to load.
 
 
-def _database_url() -> str:
+def database_url(*, refresh: bool = False) -> str:
+    """DATABASE_URL, or on AWS the URL built from the credentials secret and the proxy's
+    endpoint; `refresh` reads the secret again (PostgreSQL refused what was read: rotated)."""
     secret_id = os.environ.get("HOOKPOST_DATABASE_SECRET_ID")
     if not secret_id:
         return os.environ.get("DATABASE_URL", "")
-    from hookpost.secrets_manager import database_url
+    from hookpost import secrets_manager
 
-    return database_url(
-        secret_id, os.environ["HOOKPOST_DATABASE_HOST"], os.environ["HOOKPOST_DATABASE_NAME"]
+    return secrets_manager.database_url(
+        secret_id,
+        os.environ["HOOKPOST_DATABASE_HOST"],
+        os.environ["HOOKPOST_DATABASE_NAME"],
+        refresh=refresh,
     )
 
 
-def _secret(name: str) -> str:
-    """The variable `name`, or on AWS the Secrets Manager secret `{name}_SECRET_ID` names."""
+def _secret(name: str, max_age_s: float | None = None) -> str:
+    """The variable `name`, or on AWS the Secrets Manager secret `{name}_SECRET_ID` names (read
+    again once `max_age_s` old)."""
     secret_id = os.environ.get(f"{name}_SECRET_ID")
     if not secret_id:
         return os.environ.get(name, "")
     from hookpost.secrets_manager import secret_string
 
-    return secret_string(secret_id)
+    return secret_string(secret_id, max_age_s)
 
 
 @dataclass(frozen=True)
@@ -195,7 +206,10 @@ class LimitSettings:
 @dataclass(frozen=True)
 class Settings:
     database_url: str
-    admin_token: str
+    # A rotated admin token stops working within this many seconds: the secret is read again
+    # at most this often (the authorizer's cache may still let it through API Gateway, but the
+    # ingest function checks it on every request).
+    admin_token_max_age_s: float
     allow_private_targets: bool
     # RDS Proxy pins a session on prepared statements, so on AWS nothing is prepared.
     prepare_statements: bool
@@ -213,19 +227,24 @@ class Settings:
     def from_env(cls) -> Settings:
         on_lambda = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
         return cls(
-            database_url=_database_url(),
-            admin_token=_secret("HOOKPOST_ADMIN_TOKEN"),
+            database_url=database_url(),
+            admin_token_max_age_s=_float("HOOKPOST_ADMIN_TOKEN_MAX_AGE_S", 60.0),
             allow_private_targets=_bool("HOOKPOST_ALLOW_PRIVATE_TARGETS", False),
             prepare_statements=_bool("HOOKPOST_PREPARE_STATEMENTS", not on_lambda),
             pool_max_size=_int("HOOKPOST_DB_POOL_SIZE", 2 if on_lambda else 16),
             max_event_bytes=_int("HOOKPOST_MAX_EVENT_BYTES", 256 * 1024),
-            max_batch_bytes=_int("HOOKPOST_MAX_BATCH_BYTES", 6 * 1024 * 1024),
+            max_batch_bytes=_int("HOOKPOST_MAX_BATCH_BYTES", MAX_BATCH_BYTES),
             connect_timeout_s=_float("HOOKPOST_DB_CONNECT_TIMEOUT_S", 5.0),
             encryption_key=_secret("HOOKPOST_ENCRYPTION_KEY"),
             delivery=DeliverySettings.from_env(on_lambda),
             jobs=JobSettings.from_env(),
             limits=LimitSettings.from_env(),
         )
+
+    @property
+    def admin_token(self) -> str:
+        """The admin token: HOOKPOST_ADMIN_TOKEN, or on AWS its secret's current value."""
+        return _secret("HOOKPOST_ADMIN_TOKEN", self.admin_token_max_age_s)
 
 
 @lru_cache(maxsize=1)

@@ -17,6 +17,9 @@ from functools import cache
 from typing import Any
 
 USAGE_PLAN_ENV = "HOOKPOST_USAGE_PLAN_NAME"
+# `name=value`: the tag each key is made with. The function's role may create only keys with it
+# and delete only keys that have it (aws:RequestTag, aws:ResourceTag), not any key in the region.
+USAGE_KEY_TAG_ENV = "HOOKPOST_USAGE_KEY_TAG"
 
 
 def usage_key_value(application_id: uuid.UUID) -> str:
@@ -37,6 +40,7 @@ def create_application_key(application_id: uuid.UUID) -> None:
         value=usage_key_value(application_id),
         customerId=str(application_id),
         enabled=True,
+        tags=_key_tags(),
     )
     try:
         client.create_usage_plan_key(usagePlanId=plan_id, keyId=key["id"], keyType="API_KEY")
@@ -57,6 +61,11 @@ def delete_application_key(application_id: uuid.UUID) -> None:
     for key in _all_items(client, "get_api_keys", nameQuery=name):
         if key.get("name") == name:
             client.delete_api_key(apiKey=key["id"])
+
+
+def _key_tags() -> dict[str, str]:
+    name, _, value = (os.environ.get(USAGE_KEY_TAG_ENV) or "").partition("=")
+    return {name: value} if name else {}
 
 
 def _key_name(application_id: uuid.UUID) -> str:

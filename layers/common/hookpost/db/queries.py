@@ -923,3 +923,19 @@ LIMITS_TAKE = """
 SELECT allowed, retry_after_s, exhausted
 FROM hookpost_take_tokens(%(keys)s::text[], %(bursts)s::float8[], %(rates)s::float8[])
 """
+
+# The application's database role (hookpost.db.roles), made by the migrating master user: it
+# logs in with the password of its own secret and may only read and write the rows, call the
+# functions and draw from the sequences, never change the schema. Role and password are known
+# per deploy, so they are composed (sql.Identifier, sql.Literal): a utility statement takes no
+# parameters.
+APPLICATION_ROLE_EXISTS = "SELECT 1 FROM pg_roles WHERE rolname = %(name)s"
+APPLICATION_ROLE_CREATE = sql.SQL("CREATE ROLE {role} WITH LOGIN PASSWORD {password}")
+APPLICATION_ROLE_PASSWORD = sql.SQL("ALTER ROLE {role} WITH LOGIN PASSWORD {password}")
+APPLICATION_ROLE_GRANTS = [
+    sql.SQL("GRANT CONNECT ON DATABASE {database} TO {role}"),
+    sql.SQL("GRANT USAGE ON SCHEMA public TO {role}"),
+    sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"),
+    sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}"),
+    sql.SQL("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {role}"),
+]
