@@ -114,8 +114,9 @@ WHERE application_id = %(application_id)s AND name = ANY(%(names)s)
 # Subscriptions
 #
 # The API answers a subscription with its health: each statement below that returns
-# subscriptions joins hookpost_subscription_health (db/functions/080_subscription_health.sql) to its rows, in the
-# same round trip, including the INSERT and UPDATEs, whose RETURNING rows it reads.
+# subscriptions joins hookpost_subscription_health (db/functions/080_subscription_health.sql) to
+# its rows, in the same round trip, including the INSERT and UPDATEs, whose RETURNING rows it
+# reads.
 
 SUBSCRIPTION_INSERT = """
 WITH s AS (
@@ -214,17 +215,26 @@ WHERE application_id = %(application_id)s AND enabled AND id = ANY(%(ids)s)
 # back by EVENTS_BY_KEY). A row with `stale` true says the caller's event types were out of
 # date and nothing was stored. When attempts were created it NOTIFYs hookpost_attempts (sent on
 # commit, once) to wake the deliver loops that LISTEN; `woken` is joined so that it runs.
-# Attempts are due at the event's deliver_at (now when absent or past), expire with it, and
-# carry its ordering key when their subscription orders per key. The candidate subscriptions
-# are read with KEY SHARE locks (the same lock the attempts' foreign keys take anyway): a PATCH
-# of `ordering` (SUBSCRIPTION_LOCK) then waits for this statement's transaction, or this
-# statement waits for it and reads the setting it committed.
+# A subscription matches an event when it is enabled, names its type (or `*`), its labels are
+# among the event's and its filter, if any, holds for the payload (`@@` is false, never an error,
+# for a payload the path does not fit). Attempts are due at the event's deliver_at (now when
+# absent or past), expire with it, carry its priority, and its ordering key when their
+# subscription orders per key. The candidate subscriptions are read with KEY SHARE locks (the
+# same lock the attempts' foreign keys take anyway): a PATCH of `ordering` (SUBSCRIPTION_LOCK)
+# then waits for this statement's transaction, or this statement waits for it and reads the
+# setting it committed.
+#
+# Debounce: on a subscription with debounce_s, an event replaces the pending attempt (trigger
+# 'event', not due yet) of the same ordering key, which ends `superseded`, and is due debounce_s
+# later, but no later than debounce_until: 10 x debounce_s after the first event of the chain,
+# carried from attempt to attempt. Of several events of one key in one request, only the last
+# is pending.
 EVENTS_INGEST = """
 WITH input AS MATERIALIZED (
     SELECT * FROM jsonb_to_recordset(%(events)s::jsonb) AS t(
         ord integer, id uuid, event_id text, event_type text, payload jsonb, labels jsonb,
         occurred_at timestamptz, type_version timestamptz, ordering_key text,
-        deliver_at timestamptz, expires_at timestamptz)
+        deliver_at timestamptz, expires_at timestamptz, priority smallint)
 ),
 -- The caller validated payloads against event types it may have cached: if any is gone,
 -- inactive or changed since (another version), nothing is stored and it asks again.
@@ -234,34 +244,70 @@ stale AS MATERIALIZED (
     WHERE t.name IS NULL OR NOT t.active OR t.updated_at IS DISTINCT FROM i.type_version
 ),
 candidates AS MATERIALIZED (
-    SELECT s.id, s.event_types, s.labels, s.ordering
+    SELECT s.id, s.event_types, s.labels, s.ordering, s.payload_filter, s.debounce_s
     FROM subscriptions s
     WHERE s.application_id = %(application_id)s AND s.enabled
       AND s.event_types && ((SELECT array_agg(DISTINCT event_type) FROM input) || '*'::text)
     FOR KEY SHARE OF s
 ),
 matched AS MATERIALIZED (
-    SELECT i.ord, s.id AS subscription_id, s.ordering
+    SELECT i.ord, s.id AS subscription_id, s.ordering, s.debounce_s,
+           row_number() OVER (PARTITION BY s.id, i.ordering_key ORDER BY i.ord DESC) = 1
+               AS last_of_key
     FROM input i
     JOIN candidates s ON s.event_types && ARRAY[i.event_type, '*'] AND i.labels @> s.labels
+     AND (s.payload_filter IS NULL OR i.payload @@ s.payload_filter)
 ),
 inserted AS (
     INSERT INTO events
         (id, application_id, event_id, event_type, payload, labels, occurred_at, attempts_created,
-         ordering_key, deliver_at, expires_at)
+         ordering_key, deliver_at, expires_at, priority)
     SELECT i.id, %(application_id)s, i.event_id, i.event_type, i.payload, i.labels, i.occurred_at,
            (SELECT count(*) FROM matched m WHERE m.ord = i.ord),
-           i.ordering_key, i.deliver_at, i.expires_at
+           i.ordering_key, i.deliver_at, i.expires_at, i.priority
     FROM input i WHERE (SELECT types FROM stale) = 0 ORDER BY i.ord
     ON CONFLICT ON CONSTRAINT events_idempotency_key DO NOTHING
     RETURNING id, event_id, event_type, attempts_created
 ),
+fan AS MATERIALIZED (
+    SELECT ins.id AS event_id, i.ordering_key, i.deliver_at, i.expires_at, i.priority,
+           m.subscription_id, m.ordering, m.debounce_s, m.last_of_key
+    FROM inserted ins JOIN input i ON i.id = ins.id JOIN matched m ON m.ord = i.ord
+),
+superseded AS (
+    UPDATE attempts a
+    SET status = 'superseded', finished_at = now(),
+        error = 'replaced by a newer event of its ordering key'
+    FROM events e, (SELECT DISTINCT f.subscription_id, f.ordering_key FROM fan f
+                    WHERE f.debounce_s IS NOT NULL) AS k
+    WHERE a.subscription_id = k.subscription_id AND a.status = 'pending'
+      AND a.trigger = 'event' AND a.due_at > now() AND e.id = a.event_id
+      AND coalesce(e.ordering_key, e.event_type) = k.ordering_key
+    RETURNING a.subscription_id, k.ordering_key, a.debounce_until
+),
 fanned_out AS (
     INSERT INTO attempts
-        (application_id, event_id, subscription_id, due_at, expires_at, ordering_key)
-    SELECT %(application_id)s, ins.id, m.subscription_id, greatest(i.deliver_at, now()),
-           i.expires_at, CASE WHEN m.ordering = 'per_key' THEN i.ordering_key END
-    FROM inserted ins JOIN input i ON i.id = ins.id JOIN matched m ON m.ord = i.ord
+        (application_id, event_id, subscription_id, status, due_at, expires_at, ordering_key,
+         priority, debounce_until, finished_at, error)
+    SELECT %(application_id)s, f.event_id, f.subscription_id,
+           CASE WHEN f.debounce_s IS NULL OR f.last_of_key THEN 'pending'
+                ELSE 'superseded' END::attempt_status,
+           CASE WHEN f.debounce_s IS NULL THEN greatest(f.deliver_at, now())
+                ELSE greatest(f.deliver_at, least(now() + make_interval(secs => f.debounce_s),
+                                                  d.until)) END,
+           f.expires_at, CASE WHEN f.ordering = 'per_key' THEN f.ordering_key END, f.priority,
+           d.until,
+           CASE WHEN f.debounce_s IS NOT NULL AND NOT f.last_of_key THEN now() END,
+           CASE WHEN f.debounce_s IS NOT NULL AND NOT f.last_of_key
+                THEN 'replaced by a newer event of its ordering key' END
+    FROM fan f
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN f.debounce_s IS NOT NULL THEN coalesce(
+                   (SELECT min(x.debounce_until) FROM superseded x
+                    WHERE x.subscription_id = f.subscription_id
+                      AND x.ordering_key = f.ordering_key),
+                   now() + make_interval(secs => 10 * f.debounce_s)) END AS until
+    ) AS d
     RETURNING 1
 ),
 woken AS MATERIALIZED (
@@ -829,6 +875,65 @@ FROM unnest(%(starts)s::timestamptz[]) AS b(start)
 LEFT JOIN totals t USING (start)
 LEFT JOIN latency l USING (start)
 ORDER BY b.start
+"""
+
+# GET /v1/metrics, one row per application: its attempts pending (and how many of them are due,
+# and since when the first one is) and in flight, its open circuits, and what the rollup counted
+# since 00:00 UTC today. Each part is read where it is small: the pending and the in-flight
+# attempts through their partial indexes (attempts_subscription_due_idx,
+# attempts_in_flight_lease_idx), never the finished history; circuits from the delivery state
+# tables (a row per subscription); the counts from stats_hourly's rows of today
+# (stats_hourly_hour_idx).
+METRICS_APPLICATIONS = """
+WITH pending AS (
+    SELECT application_id, count(*) AS pending, count(*) FILTER (WHERE due_at <= now()) AS due,
+           min(due_at) AS first_due_at
+    FROM attempts WHERE status = 'pending'
+    GROUP BY application_id
+),
+in_flight AS (
+    SELECT application_id, count(*) AS in_flight
+    FROM attempts WHERE status = 'in_flight'
+    GROUP BY application_id
+),
+circuits AS (
+    SELECT st.application_id, count(*) AS open
+    FROM subscription_health h JOIN subscription_state st USING (subscription_id)
+    WHERE h.circuit = 'open'
+    GROUP BY st.application_id
+),
+today AS (
+    SELECT application_id, sum(events) AS events, sum(succeeded) AS succeeded,
+           sum(failed) AS failed, sum(gave_up) AS gave_up
+    FROM stats_hourly WHERE hour >= date_trunc('day', now(), 'UTC')
+    GROUP BY application_id
+)
+SELECT a.id, a.name, coalesce(p.pending, 0) AS pending, coalesce(f.in_flight, 0) AS in_flight,
+       coalesce(p.due, 0) AS due,
+       CASE WHEN p.first_due_at <= now()
+            THEN extract(epoch FROM now() - p.first_due_at)::float8 ELSE 0 END AS oldest_due_s,
+       coalesce(c.open, 0) AS circuits_open, coalesce(t.events, 0) AS events,
+       coalesce(t.succeeded, 0) AS succeeded, coalesce(t.failed, 0) AS failed,
+       coalesce(t.gave_up, 0) AS gave_up
+FROM applications a
+LEFT JOIN pending p ON p.application_id = a.id
+LEFT JOIN in_flight f ON f.application_id = a.id
+LEFT JOIN circuits c ON c.application_id = a.id
+LEFT JOIN today t ON t.application_id = a.id
+ORDER BY a.id
+"""
+
+# GET /v1/metrics: the latency histogram of today's succeeded attempts, every application's
+# hours merged (a few hundred keys at most, see hookpost_latency_bucket), with when the rollup
+# was last refreshed.
+METRICS_LATENCY = """
+SELECT (SELECT refreshed_at FROM stats_refresh) AS refreshed_at,
+       coalesce(array_agg(ms ORDER BY ms), '{}') AS latency_ms,
+       coalesce(array_agg(n ORDER BY ms), '{}') AS latency_count
+FROM (SELECT u.ms, sum(u.n)::bigint AS n
+      FROM stats_hourly s, unnest(s.latency_ms, s.latency_count) AS u(ms, n)
+      WHERE s.hour >= date_trunc('day', now(), 'UTC')
+      GROUP BY u.ms) AS merged
 """
 
 # Events past their application's retention with no attempt pending or in flight, one batch of
