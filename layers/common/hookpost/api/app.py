@@ -30,6 +30,7 @@ from hookpost.api.routes import (
     event_types,
     events,
     health,
+    metrics,
     portal_sessions,
     stats,
     subscriptions,
@@ -63,6 +64,7 @@ def build_resolver() -> APIGatewayRestResolver:
         attempts,
         stats,
         portal_sessions,
+        metrics,
     ):
         resolver.include_router(module.router, prefix="/v1")
     resolver.include_router(console.router)

@@ -21,13 +21,14 @@ def authorize(app: BaseRouter) -> None:
 
     /v1/applications[/{id}[/api-keys...]] need the admin token; any other route under
     /v1/applications/{id}/ needs a key of that very application (another application's id reads
-    exactly as a missing one: 404), or for some a portal session of it (`scope`). Everything
-    else is public.
+    exactly as a missing one: 404), or for some a portal session of it (`scope`). /v1/metrics
+    needs the admin token too. Everything else is public.
     """
     parts = app.current_event.path.strip("/").split("/")
-    if parts[:2] != ["v1", "applications"]:
+    metrics = parts == ["v1", "metrics"]
+    if parts[:2] != ["v1", "applications"] and not metrics:
         return
-    admin_route = len(parts) <= 3 or parts[3] == "api-keys"
+    admin_route = metrics or len(parts) <= 3 or parts[3] == "api-keys"
     caller = _caller(app)
     if caller is None:
         raise _unauthorized("invalid token" if admin_route else "invalid or revoked API key")

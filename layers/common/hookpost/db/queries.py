@@ -903,8 +903,8 @@ circuits AS (
     GROUP BY st.application_id
 ),
 today AS (
-    SELECT application_id, sum(events) AS events, sum(succeeded) AS succeeded,
-           sum(failed) AS failed, sum(gave_up) AS gave_up
+    SELECT application_id, sum(events)::bigint AS events, sum(succeeded)::bigint AS succeeded,
+           sum(failed)::bigint AS failed, sum(gave_up)::bigint AS gave_up
     FROM stats_hourly WHERE hour >= date_trunc('day', now(), 'UTC')
     GROUP BY application_id
 )
