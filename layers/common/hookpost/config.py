@@ -117,6 +117,8 @@ class DeliverySettings:
     # leaves slots for everyone else's fresh events.
     subscription_share: float
     circuit: CircuitSettings
+    # The API's address as receivers reach it: a thin delivery's fetch_url starts with it.
+    public_url: str
 
     @classmethod
     def from_env(cls, on_lambda: bool) -> DeliverySettings:
@@ -139,6 +141,8 @@ class DeliverySettings:
             retry_jitter=_float("HOOKPOST_RETRY_JITTER", 0.2),
             subscription_share=_float("HOOKPOST_DELIVERY_SUBSCRIPTION_SHARE", 0.9),
             circuit=CircuitSettings.from_env(),
+            public_url=os.environ.get("HOOKPOST_PUBLIC_URL", "").rstrip("/")
+            or f"http://127.0.0.1:{os.environ.get('HOOKPOST_PORT') or 3000}",
         )
 
 

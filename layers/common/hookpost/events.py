@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -18,6 +18,14 @@ EXPIRES_AT_DESCRIPTION = (
     "attempts not sent by this time end as `expired` instead of being sent; must be in the"
     " future and after `deliver_at`. Replays and manual retries are sent even after it"
 )
+PRIORITY_DESCRIPTION = (
+    "`high`, `normal` or `low`: within a subscription's share of a claim, higher priority goes"
+    " first (the events of one key of a `per_key` subscription still go in order); fairness"
+    " across applications is unchanged"
+)
+Priority = Literal["high", "normal", "low"]
+# As stored (events.priority, attempts.priority): the claim orders by it, highest first.
+PRIORITY_RANK: dict[str, int] = {"high": 1, "normal": 0, "low": -1}
 
 
 class EventIn(Strict):
@@ -33,3 +41,4 @@ class EventIn(Strict):
     )
     deliver_at: InputTimestamp | None = Field(None, description=DELIVER_AT_DESCRIPTION)
     expires_at: InputTimestamp | None = Field(None, description=EXPIRES_AT_DESCRIPTION)
+    priority: Priority = Field("normal", description=PRIORITY_DESCRIPTION)

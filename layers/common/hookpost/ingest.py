@@ -14,7 +14,7 @@ from hookpost.config import get_settings
 from hookpost.db import queries
 from hookpost.db.pool import connection
 from hookpost.errors import Conflict, FieldError, Invalid, TooLarge
-from hookpost.events import EventIn
+from hookpost.events import PRIORITY_RANK, EventIn
 from hookpost.ids import uuid7
 from hookpost.operational import RESERVED_PREFIX, is_reserved
 from hookpost.schemas import compile_schema, payload_errors
@@ -161,6 +161,7 @@ def _documents(
                 "ordering_key": event.ordering_key or event.event_type,
                 "deliver_at": event.deliver_at.isoformat() if event.deliver_at else None,
                 "expires_at": event.expires_at.isoformat() if event.expires_at else None,
+                "priority": PRIORITY_RANK[event.priority],
             },
             separators=(",", ":"),
         )

@@ -29,6 +29,7 @@ from hookpost.api.routes import (
     console,
     event_types,
     events,
+    fetch,
     health,
     metrics,
     portal_sessions,
@@ -65,6 +66,7 @@ def build_resolver() -> APIGatewayRestResolver:
         stats,
         portal_sessions,
         metrics,
+        fetch,
     ):
         resolver.include_router(module.router, prefix="/v1")
     resolver.include_router(console.router)

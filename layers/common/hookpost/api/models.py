@@ -12,7 +12,9 @@ from hookpost.events import (
     DELIVER_AT_DESCRIPTION,
     EXPIRES_AT_DESCRIPTION,
     ORDERING_KEY_DESCRIPTION,
+    PRIORITY_DESCRIPTION,
     EventIn,
+    Priority,
 )
 from hookpost.fields import EventTypeName, InputTimestamp, Strict, StringMap
 from hookpost.operational import OPERATIONAL_EVENT_TYPES
@@ -119,9 +121,44 @@ ORDERING_DESCRIPTION = (
     " delivered one at a time, in the order they were accepted"
 )
 
+FILTER_DESCRIPTION = (
+    "a SQL/JSON path predicate (PostgreSQL `jsonpath`) the event's payload must satisfy, e.g."
+    ' `$.amount >= 100 && $.currency == "EUR"`; null: every payload'
+)
+BATCH_DESCRIPTION = (
+    "send up to `max_events` due events in one POST (`type` `hookpost.batch`), waiting at most"
+    " `max_wait_ms` after the first for more; null: one event per POST"
+)
+DEBOUNCE_DESCRIPTION = (
+    "seconds (1..3600): an event arriving within this time of the previous one of the same"
+    " `ordering_key` replaces it (the replaced attempt ends `superseded`); the newest is sent once"
+    " this long passes with no newer one, and at most 10 x this after the first; null: off"
+)
+PAYLOAD_DESCRIPTION = (
+    "`full`: `data` is the event's payload; `thin`: `data` is `{id, event_id, fetch_url}`, and"
+    " `GET fetch_url` (no credentials) answers the full event for 24 h"
+)
+
 RateLimit = Annotated[float, Field(gt=0, le=10000, allow_inf_nan=False)]
 MaxInFlight = Annotated[int, Field(ge=1, le=1000)]
 Ordering = Literal["none", "per_key"]
+Filter = Annotated[str, Field(min_length=1, max_length=2000)]
+DebounceS = Annotated[int, Field(ge=1, le=3600)]
+PayloadMode = Literal["full", "thin"]
+
+
+class BatchIn(Strict):
+    max_events: int = Field(ge=2, le=1000, description="most events in one POST (2..1000)")
+    max_wait_ms: int = Field(
+        ge=0, le=60000, description="most time to wait for more after the first (0..60000)"
+    )
+
+
+class Batch(BaseModel):
+    max_events: int = Field(description="most events in one POST")
+    max_wait_ms: int = Field(description="most time to wait for more after the first")
+
+
 SubscriptionEventTypes = list[Annotated[str, Field(min_length=1, max_length=200)]]
 
 
@@ -138,6 +175,10 @@ class SubscriptionIn(Strict):
     rate_limit_per_s: RateLimit | None = Field(None, description=RATE_LIMIT_DESCRIPTION)
     max_in_flight: MaxInFlight | None = Field(None, description=MAX_IN_FLIGHT_DESCRIPTION)
     ordering: Ordering = Field("none", description=ORDERING_DESCRIPTION)
+    filter: Filter | None = Field(None, description=FILTER_DESCRIPTION)
+    batch: BatchIn | None = Field(None, description=BATCH_DESCRIPTION)
+    debounce_s: DebounceS | None = Field(None, description=DEBOUNCE_DESCRIPTION)
+    payload: PayloadMode = Field("full", description=PAYLOAD_DESCRIPTION)
 
 
 class SubscriptionPatch(Strict):
@@ -160,6 +201,12 @@ class SubscriptionPatch(Strict):
         description=ORDERING_DESCRIPTION + ". A change applies to the attempts not yet finished"
         " as well",
     )
+    filter: Filter | None = Field(None, description=FILTER_DESCRIPTION + "; here null clears it")
+    batch: BatchIn | None = Field(None, description=BATCH_DESCRIPTION + "; here null clears it")
+    debounce_s: DebounceS | None = Field(
+        None, description=DEBOUNCE_DESCRIPTION + "; here null clears it"
+    )
+    payload: PayloadMode | None = Field(None, description=PAYLOAD_DESCRIPTION)
 
 
 class RotateSecretIn(Strict):
@@ -213,6 +260,10 @@ class Subscription(BaseModel):
     rate_limit_per_s: float | None = Field(description=RATE_LIMIT_DESCRIPTION)
     max_in_flight: int | None = Field(description=MAX_IN_FLIGHT_DESCRIPTION)
     ordering: Ordering = Field(description=ORDERING_DESCRIPTION)
+    filter: str | None = Field(description=FILTER_DESCRIPTION)
+    batch: Batch | None = Field(description=BATCH_DESCRIPTION)
+    debounce_s: int | None = Field(description=DEBOUNCE_DESCRIPTION)
+    payload: PayloadMode = Field(description=PAYLOAD_DESCRIPTION)
     health: SubscriptionHealth = Field(description="what delivery currently knows of the endpoint")
     created_at: Timestamp
     updated_at: Timestamp
@@ -309,12 +360,23 @@ class Event(BaseModel):
     ordering_key: str = Field(description=ORDERING_KEY_DESCRIPTION)
     deliver_at: Timestamp | None = Field(description=DELIVER_AT_DESCRIPTION)
     expires_at: Timestamp | None = Field(description=EXPIRES_AT_DESCRIPTION)
+    priority: Priority = Field(description=PRIORITY_DESCRIPTION)
     created_at: Timestamp
     attempts_created: int
 
 
 class EventPage(Page):
     data: list[Event]
+
+
+class FetchedEvent(BaseModel):
+    """What a thin delivery's fetch_url answers: the full delivery's body, with the ids."""
+
+    id: uuid.UUID = Field(description="the event's id (a full delivery's `webhook-id`)")
+    event_id: str
+    type: str = Field(description="the event type")
+    timestamp: Timestamp = Field(description="when the event occurred")
+    data: Any = Field(description="the event's payload")
 
 
 class ReplayIn(Strict):
@@ -329,8 +391,11 @@ class Replayed(BaseModel):
 
 # Attempts
 
-# `expired`: not sent before its event's expires_at.
-AttemptStatus = Literal["pending", "in_flight", "succeeded", "failed", "gave_up", "expired"]
+# `expired`: not sent before its event's expires_at; `superseded`: replaced by a newer event of
+# its ordering key on a debounced subscription, never sent.
+AttemptStatus = Literal[
+    "pending", "in_flight", "succeeded", "failed", "gave_up", "expired", "superseded"
+]
 
 
 class AttemptResponse(BaseModel):
@@ -353,6 +418,10 @@ class Attempt(BaseModel):
     finished_at: Timestamp | None
     response: AttemptResponse | None
     error: str | None
+    batch_id: uuid.UUID | None = Field(
+        description="the batch this attempt was sent in (its `webhook-id`), on a subscription"
+        " with `batch`; null when sent alone"
+    )
 
 
 class AttemptPage(Page):

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 _MIGRATION_LOCK_KEY = 7_210_342_118
 _NO_TRANSACTION = "-- hookpost: no-transaction"
 _LOCK_TRIES = 5
+_LOCK_POLL_S = 0.1
 
 
 class MigrationError(RuntimeError):
@@ -115,8 +116,7 @@ def migrate(
     functions = function_files() if functions is None else functions
     applied: list[str] = []
     with psycopg.connect(database_url, autocommit=True) as conn:
-        # A session lock: a second process waits here, then finds nothing left to do.
-        conn.execute(queries.MIGRATIONS_LOCK, {"key": _MIGRATION_LOCK_KEY})
+        _take_migration_lock(conn)
         try:
             conn.execute(queries.MIGRATIONS_TABLE)
             conn.execute(queries.MIGRATIONS_CHECKSUM_COLUMN)
@@ -134,6 +134,15 @@ def migrate(
         finally:
             conn.execute(queries.MIGRATIONS_UNLOCK, {"key": _MIGRATION_LOCK_KEY})
     return applied
+
+
+def _take_migration_lock(conn: psycopg.Connection) -> None:
+    """The session lock: a second process waits here, then finds nothing left to do. It waits
+    by trying again rather than in one blocking statement: a CREATE INDEX CONCURRENTLY of the
+    holder waits for every statement older than itself to end, a blocked lock call included,
+    which would deadlock."""
+    while not conn.execute(queries.MIGRATIONS_LOCK, {"key": _MIGRATION_LOCK_KEY}).fetchone()[0]:
+        time.sleep(_LOCK_POLL_S)
 
 
 def _adopt_unrecorded_checksums(conn: psycopg.Connection, migrations: list[Migration]) -> None:

@@ -18,7 +18,7 @@ from psycopg import sql
 HEALTH_CHECK = "SELECT 1 AS ok"
 
 # Migrations (hookpost.db.migrate): a session-level advisory lock serialises migrating processes.
-MIGRATIONS_LOCK = "SELECT pg_advisory_lock(%(key)s)"
+MIGRATIONS_LOCK = "SELECT pg_try_advisory_lock(%(key)s) AS locked"
 MIGRATIONS_UNLOCK = "SELECT pg_advisory_unlock(%(key)s)"
 MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -122,12 +122,16 @@ SUBSCRIPTION_INSERT = """
 WITH s AS (
     INSERT INTO subscriptions
         (application_id, url, event_types, labels, headers, description, enabled, secret,
-         rate_limit_per_s, max_in_flight, ordering)
+         rate_limit_per_s, max_in_flight, ordering, payload_filter, batch_max_events,
+         batch_max_wait_ms, debounce_s, payload_mode)
     VALUES (%(application_id)s, %(url)s, %(event_types)s, %(labels)s, %(headers)s,
             %(description)s, %(enabled)s, %(secret)s, %(rate_limit_per_s)s, %(max_in_flight)s,
-            %(ordering)s)
+            %(ordering)s, %(payload_filter)s, %(batch_max_events)s, %(batch_max_wait_ms)s,
+            %(debounce_s)s, %(payload_mode)s)
     RETURNING id, url, event_types, labels, headers, description, enabled, disabled_reason,
-              secret, rate_limit_per_s, max_in_flight, ordering, created_at, updated_at
+              secret, rate_limit_per_s, max_in_flight, ordering, payload_filter AS filter,
+              batch_max_events, batch_max_wait_ms, debounce_s, payload_mode AS payload,
+              created_at, updated_at
 )
 SELECT s.*, h.* FROM s CROSS JOIN LATERAL hookpost_subscription_health(s.id) AS h
 """
@@ -135,7 +139,8 @@ SELECT s.*, h.* FROM s CROSS JOIN LATERAL hookpost_subscription_health(s.id) AS 
 SUBSCRIPTION_GET = """
 SELECT s.id, s.url, s.event_types, s.labels, s.headers, s.description, s.enabled,
        s.disabled_reason, s.secret, s.rate_limit_per_s, s.max_in_flight, s.ordering,
-       s.created_at, s.updated_at, h.*
+       s.payload_filter AS filter, s.batch_max_events, s.batch_max_wait_ms, s.debounce_s,
+       s.payload_mode AS payload, s.created_at, s.updated_at, h.*
 FROM subscriptions s CROSS JOIN LATERAL hookpost_subscription_health(s.id) AS h
 WHERE s.id = %(id)s AND s.application_id = %(application_id)s
 """
@@ -143,7 +148,9 @@ WHERE s.id = %(id)s AND s.application_id = %(application_id)s
 SUBSCRIPTION_LIST = sql.SQL("""
 SELECT s.*, h.* FROM (
     SELECT id, url, event_types, labels, headers, description, enabled, disabled_reason, secret,
-           rate_limit_per_s, max_in_flight, ordering, created_at, updated_at
+           rate_limit_per_s, max_in_flight, ordering, payload_filter AS filter,
+           batch_max_events, batch_max_wait_ms, debounce_s, payload_mode AS payload, created_at,
+           updated_at
     FROM subscriptions {where} ORDER BY id DESC LIMIT %(limit)s
 ) AS s
 CROSS JOIN LATERAL hookpost_subscription_health(s.id) AS h
@@ -156,7 +163,9 @@ WITH s AS (
     UPDATE subscriptions SET {changes}, updated_at = now()
     WHERE id = %(id)s AND application_id = %(application_id)s
     RETURNING id, url, event_types, labels, headers, description, enabled, disabled_reason,
-              secret, rate_limit_per_s, max_in_flight, ordering, created_at, updated_at
+              secret, rate_limit_per_s, max_in_flight, ordering, payload_filter AS filter,
+              batch_max_events, batch_max_wait_ms, debounce_s, payload_mode AS payload,
+              created_at, updated_at
 )
 SELECT s.*, h.* FROM s CROSS JOIN LATERAL hookpost_subscription_health(s.id) AS h
 """)
@@ -187,6 +196,10 @@ WHERE a.subscription_id = %(id)s AND (a.status = 'pending' OR a.status = 'in_fli
   AND e.id = a.event_id AND a.ordering_key IS DISTINCT FROM k.ordering_key
 """
 
+# A subscription's filter, checked by PostgreSQL itself: it must parse as a jsonpath and be a
+# predicate (against an empty object, anything else raises "single boolean result is expected").
+SUBSCRIPTION_FILTER_CHECK = "SELECT jsonb_path_match('{}'::jsonb, %(filter)s::jsonpath)"
+
 SUBSCRIPTION_DELETE = """
 DELETE FROM subscriptions WHERE id = %(id)s AND application_id = %(application_id)s RETURNING id
 """
@@ -198,7 +211,9 @@ WITH s AS (
         secret = %(secret)s, updated_at = now()
     WHERE id = %(id)s AND application_id = %(application_id)s
     RETURNING id, url, event_types, labels, headers, description, enabled, disabled_reason,
-              secret, rate_limit_per_s, max_in_flight, ordering, created_at, updated_at
+              secret, rate_limit_per_s, max_in_flight, ordering, payload_filter AS filter,
+              batch_max_events, batch_max_wait_ms, debounce_s, payload_mode AS payload,
+              created_at, updated_at
 )
 SELECT s.*, h.* FROM s CROSS JOIN LATERAL hookpost_subscription_health(s.id) AS h
 """
@@ -244,7 +259,8 @@ stale AS MATERIALIZED (
     WHERE t.name IS NULL OR NOT t.active OR t.updated_at IS DISTINCT FROM i.type_version
 ),
 candidates AS MATERIALIZED (
-    SELECT s.id, s.event_types, s.labels, s.ordering, s.payload_filter, s.debounce_s
+    SELECT s.id, s.event_types, s.labels, s.ordering, s.debounce_s,
+           s.payload_filter::jsonpath AS payload_filter
     FROM subscriptions s
     WHERE s.application_id = %(application_id)s AND s.enabled
       AND s.event_types && ((SELECT array_agg(DISTINCT event_type) FROM input) || '*'::text)
@@ -327,8 +343,9 @@ WHERE application_id = %(application_id)s AND event_id = ANY(%(event_ids)s)
 # Events stored before ordering keys existed have none: theirs is their type.
 EVENT_GET = """
 SELECT id, event_id, event_type, payload, labels, occurred_at,
-       coalesce(ordering_key, event_type) AS ordering_key, deliver_at, expires_at, created_at,
-       attempts_created
+       coalesce(ordering_key, event_type) AS ordering_key, deliver_at, expires_at,
+       CASE priority WHEN 1 THEN 'high' WHEN -1 THEN 'low' ELSE 'normal' END AS priority,
+       created_at, attempts_created
 FROM events WHERE id = %(id)s AND application_id = %(application_id)s
 """
 
@@ -336,8 +353,9 @@ FROM events WHERE id = %(id)s AND application_id = %(application_id)s
 # another's id as its event_id: the event whose id it is wins.
 EVENT_GET_BY_REF = """
 SELECT id, event_id, event_type, payload, labels, occurred_at,
-       coalesce(ordering_key, event_type) AS ordering_key, deliver_at, expires_at, created_at,
-       attempts_created
+       coalesce(ordering_key, event_type) AS ordering_key, deliver_at, expires_at,
+       CASE priority WHEN 1 THEN 'high' WHEN -1 THEN 'low' ELSE 'normal' END AS priority,
+       created_at, attempts_created
 FROM events
 WHERE application_id = %(application_id)s AND (id = %(event_uuid)s OR event_id = %(event_ref)s)
 ORDER BY id IS NOT DISTINCT FROM %(event_uuid)s DESC LIMIT 1
@@ -345,14 +363,16 @@ ORDER BY id IS NOT DISTINCT FROM %(event_uuid)s DESC LIMIT 1
 
 EVENT_LIST = sql.SQL("""
 SELECT id, event_id, event_type, payload, labels, occurred_at,
-       coalesce(ordering_key, event_type) AS ordering_key, deliver_at, expires_at, created_at,
-       attempts_created
+       coalesce(ordering_key, event_type) AS ordering_key, deliver_at, expires_at,
+       CASE priority WHEN 1 THEN 'high' WHEN -1 THEN 'low' ELSE 'normal' END AS priority,
+       created_at, attempts_created
 FROM events {where} ORDER BY id DESC LIMIT %(limit)s
 """)
 
 # Replays go to the given subscriptions, or to every enabled one the event matches today (`*`
-# matches no operational `hookpost.` type). They are due now and never expire; per_key
-# subscriptions get the event's ordering key. The subscriptions are locked as in EVENTS_INGEST.
+# matches no operational `hookpost.` type; filters apply). They are due now, never expire and
+# carry the event's priority; per_key subscriptions get the event's ordering key. The
+# subscriptions are locked as in EVENTS_INGEST.
 # A replay is someone asking for a delivery now: `probed` makes an open circuit of each
 # subscription probe at once instead of after its cool-down (the probe is whichever attempt is
 # due first; success lets everything held, these included, flow), and `ready_to_probe` puts the
@@ -361,9 +381,11 @@ FROM events {where} ORDER BY id DESC LIMIT %(limit)s
 # everyone else).
 EVENT_REPLAY = """
 WITH created AS (
-    INSERT INTO attempts (application_id, event_id, subscription_id, trigger, ordering_key)
+    INSERT INTO attempts
+        (application_id, event_id, subscription_id, trigger, ordering_key, priority)
     SELECT e.application_id, e.id, s.id, 'replay',
-           CASE WHEN s.ordering = 'per_key' THEN coalesce(e.ordering_key, e.event_type) END
+           CASE WHEN s.ordering = 'per_key' THEN coalesce(e.ordering_key, e.event_type) END,
+           e.priority
     FROM events e
     JOIN subscriptions s ON s.application_id = e.application_id AND s.enabled
     WHERE e.id = %(id)s AND e.application_id = %(application_id)s
@@ -373,6 +395,7 @@ WITH created AS (
                                           THEN ARRAY[e.event_type]
                                           ELSE ARRAY[e.event_type, '*'] END
                     AND e.labels @> s.labels
+                    AND (s.payload_filter IS NULL OR e.payload @@ s.payload_filter::jsonpath)
                ELSE s.id = ANY(%(subscription_ids)s::uuid[]) END
     FOR KEY SHARE OF s
     RETURNING id, subscription_id
@@ -394,26 +417,39 @@ woken AS MATERIALIZED (
 SELECT id FROM created CROSS JOIN (SELECT count(*) FROM woken) AS wake
 """
 
+# A thin delivery's fetch link (hookpost.links): the event, if it was sent to the subscription
+# the link names, with the stored secrets the link may be signed with (the previous one while it
+# still signs).
+FETCH_LINK_EVENT = """
+SELECT e.id, e.event_id, e.event_type, e.payload, e.occurred_at, s.secret,
+       CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END
+           AS previous_secret
+FROM subscriptions s
+JOIN events e ON e.id = %(event_id)s AND e.application_id = s.application_id
+WHERE s.id = %(subscription_id)s
+  AND EXISTS (SELECT FROM attempts a WHERE a.event_id = e.id AND a.subscription_id = s.id)
+"""
+
 # Attempts
 
 ATTEMPT_GET = """
 SELECT id, event_id, subscription_id, status::text AS status, try_number, trigger, due_at,
        created_at, started_at, finished_at, response_status, response_headers, response_body,
-       elapsed_ms, error
+       elapsed_ms, error, batch_id
 FROM attempts WHERE id = %(id)s AND application_id = %(application_id)s
 """
 
 ATTEMPT_LIST = sql.SQL("""
 SELECT id, event_id, subscription_id, status::text AS status, try_number, trigger, due_at,
        created_at, started_at, finished_at, response_status, response_headers, response_body,
-       elapsed_ms, error
+       elapsed_ms, error, batch_id
 FROM attempts {where} ORDER BY id DESC LIMIT %(limit)s
 """)
 
 ATTEMPTS_OF_EVENT = """
 SELECT id, event_id, subscription_id, status::text AS status, try_number, trigger, due_at,
        created_at, started_at, finished_at, response_status, response_headers, response_body,
-       elapsed_ms, error
+       elapsed_ms, error, batch_id
 FROM attempts WHERE event_id = %(event_id)s ORDER BY id
 """
 
@@ -424,12 +460,13 @@ FROM attempts WHERE event_id = %(event_id)s ORDER BY id
 ATTEMPT_RETRY = """
 WITH created AS (
     INSERT INTO attempts
-        (application_id, event_id, subscription_id, try_number, trigger, ordering_key)
+        (application_id, event_id, subscription_id, try_number, trigger, ordering_key, priority)
     SELECT a.application_id, a.event_id, a.subscription_id,
            (SELECT max(try_number) + 1 FROM attempts p
             WHERE p.event_id = a.event_id AND p.subscription_id = a.subscription_id),
            'manual',
-           CASE WHEN s.ordering = 'per_key' THEN coalesce(e.ordering_key, e.event_type) END
+           CASE WHEN s.ordering = 'per_key' THEN coalesce(e.ordering_key, e.event_type) END,
+           e.priority
     FROM attempts a
     JOIN subscriptions s ON s.id = a.subscription_id
     JOIN events e ON e.id = a.event_id
@@ -437,7 +474,7 @@ WITH created AS (
     FOR KEY SHARE OF s
     RETURNING id, event_id, subscription_id, status::text AS status, try_number, trigger, due_at,
               created_at, started_at, finished_at, response_status, response_headers,
-              response_body, elapsed_ms, error
+              response_body, elapsed_ms, error, batch_id
 ),
 probed AS (
     UPDATE subscription_health SET probe_at = now()
@@ -471,12 +508,13 @@ WITH ended AS (
 ),
 created AS (
     INSERT INTO attempts
-        (application_id, event_id, subscription_id, try_number, trigger, ordering_key)
+        (application_id, event_id, subscription_id, try_number, trigger, ordering_key, priority)
     SELECT s.application_id, e.id, s.id,
            (SELECT max(try_number) + 1 FROM attempts p
             WHERE p.event_id = e.id AND p.subscription_id = s.id),
            'replay',
-           CASE WHEN s.ordering = 'per_key' THEN coalesce(e.ordering_key, e.event_type) END
+           CASE WHEN s.ordering = 'per_key' THEN coalesce(e.ordering_key, e.event_type) END,
+           e.priority
     FROM subscriptions s
     JOIN ended x ON true
     JOIN events e ON e.id = x.event_id
@@ -646,7 +684,7 @@ def updating(statement: sql.SQL, columns: list[str]) -> sql.Composed:
 # with nothing to do sleeps exactly until then.
 DELIVERY_CLAIM = """
 SELECT id, status, try_number, event_id, subscription_id, event_type, waited_ms, payload,
-       occurred_at, url, headers, secret, previous_secret
+       occurred_at, url, headers, secret, previous_secret, batch_id, event_ref, thin
 FROM hookpost_claim(%(claim_id)s, %(limit)s, %(lease_s)s, %(share)s, %(holding)s::jsonb)
 """
 

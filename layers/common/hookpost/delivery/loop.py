@@ -69,9 +69,10 @@ class Summary:
 
 
 class Held(NamedTuple):
-    """An attempt on the wire: the claim that leases it, the subscription it goes to."""
+    """A request on the wire: its attempts (the members of a batch, else one), the claim that
+    leases them, the subscription they go to."""
 
-    attempt_id: uuid.UUID
+    attempt_ids: tuple[uuid.UUID, ...]
     claim_id: uuid.UUID
     subscription_id: uuid.UUID
 
@@ -216,21 +217,20 @@ class Worker:
             await self._pause(self._settings.poll_s)
             return
         rows = claimed.attempts
-        self._last_claim = LastClaim.of(want, len(rows), claimed.next_ready)
+        requests = _requests(rows)
+        settled = sum(row["status"] != "in_flight" for row in rows)
+        self._last_claim = LastClaim.of(want, len(requests) + settled, claimed.next_ready)
         # A NOTIFY while the claim ran (it may have started before the new attempts were
         # committed) set maybe_fresh again: more may be due although the claim found nothing.
         self._more_due = not self._last_claim.drained or self._maybe_fresh
         self.summary.claimed += len(rows)
-        for row in rows:
-            # Settled by the claim itself: the subscription is disabled, or the event expired.
-            if row["status"] == "gave_up":
-                self.summary.gave_up += 1
-                continue
-            if row["status"] == "expired":
-                self.summary.expired += 1
-                continue
-            task = asyncio.create_task(self._deliver(sender, row, claim_id))
-            self._in_flight[task] = Held(row["id"], claim_id, row["subscription_id"])
+        # Settled by the claim itself: the subscription is disabled, or the event expired.
+        self.summary.gave_up += sum(row["status"] == "gave_up" for row in rows)
+        self.summary.expired += sum(row["status"] == "expired" for row in rows)
+        for request in requests:
+            task = asyncio.create_task(self._deliver(sender, request, claim_id))
+            held = tuple(row["id"] for row in request)
+            self._in_flight[task] = Held(held, claim_id, request[0]["subscription_id"])
             task.add_done_callback(self._delivered)
 
     async def _recover(self) -> None:
@@ -254,28 +254,35 @@ class Worker:
 
     # Sending
 
-    async def _deliver(self, sender: Sender, attempt: dict[str, Any], claim_id: uuid.UUID) -> None:
-        outcome = await sender.send(attempt)
-        decision = decide(
-            attempt["try_number"],
-            outcome.status_code,
-            self._policy,
-            retry_after_s=outcome.retry_after_s,
-        )
-        result = Result.of(attempt["id"], claim_id, outcome, decision, ord=next(self._completions))
-        # One line per outcome, which `hookpost dev` prints (hookpost.local.dev); DEBUG, so that
-        # Lambda and `hookpost deliver` (INFO) stay quiet at thousands of deliveries a second.
-        logging.getLogger("hookpost.delivery.outcome").debug(
-            "attempt %s to %s: %s, %s, %d ms",
-            attempt["id"],
-            attempt["url"],
-            decision.status,
-            outcome.status_code or outcome.error,
-            outcome.elapsed_ms,
-        )
-        self._recorder.add(result)
-        if self._on_delivered is not None and result.status == SUCCEEDED:
-            self._on_delivered(attempt["waited_ms"] + outcome.elapsed_ms)
+    async def _deliver(
+        self, sender: Sender, attempts: list[dict[str, Any]], claim_id: uuid.UUID
+    ) -> None:
+        """One request: a single attempt, or a batch, which succeeds or fails as a whole (each
+        member's next try follows its own try number)."""
+        outcome = await sender.send(attempts)
+        # One completion: a batch's members count once towards the circuit.
+        ord = next(self._completions)
+        for attempt in attempts:
+            decision = decide(
+                attempt["try_number"],
+                outcome.status_code,
+                self._policy,
+                retry_after_s=outcome.retry_after_s,
+            )
+            result = Result.of(attempt["id"], claim_id, outcome, decision, ord=ord)
+            # One line per outcome, which `hookpost dev` prints (hookpost.local.dev); DEBUG, so
+            # that Lambda and `hookpost deliver` (INFO) stay quiet at thousands a second.
+            logging.getLogger("hookpost.delivery.outcome").debug(
+                "attempt %s to %s: %s, %s, %d ms",
+                attempt["id"],
+                attempt["url"],
+                decision.status,
+                outcome.status_code or outcome.error,
+                outcome.elapsed_ms,
+            )
+            self._recorder.add(result)
+            if self._on_delivered is not None and result.status == SUCCEEDED:
+                self._on_delivered(attempt["waited_ms"] + outcome.elapsed_ms)
 
     def _delivered(self, task: asyncio.Task[None]) -> None:
         self._in_flight.pop(task, None)
@@ -315,7 +322,7 @@ class Worker:
         await flusher
 
     async def _release(self, held: list[Held]) -> None:
-        attempt_ids = [h.attempt_id for h in held]
+        attempt_ids = [attempt_id for h in held for attempt_id in h.attempt_ids]
         claim_ids = list({h.claim_id for h in held})
         try:
             self.summary.released += await claims.on_pool(claims.release, claim_ids, attempt_ids)
@@ -346,3 +353,20 @@ class Worker:
         self._more_due = True
         self._maybe_fresh = True
         self._wake.set()
+
+
+def _requests(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """A claim's rows to send, as requests: each batch's members together, the rest alone."""
+    batches: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    requests: list[list[dict[str, Any]]] = []
+    for row in rows:
+        if row["status"] != "in_flight":
+            continue
+        if row["batch_id"] is None:
+            requests.append([row])
+        elif row["batch_id"] in batches:
+            batches[row["batch_id"]].append(row)
+        else:
+            batches[row["batch_id"]] = [row]
+            requests.append(batches[row["batch_id"]])
+    return requests

@@ -1,4 +1,5 @@
-"""One signed Standard Webhooks POST per attempt, over one shared aiohttp session.
+"""One signed Standard Webhooks POST per attempt, or per batch of attempts, over one shared
+aiohttp session.
 
 aiohttp rather than httpx: httpx 0.28's pool collapses at high concurrency (encode/httpx#3215,
 encode/httpcore#1035). Measured on one loopback receiver (bench/receiver.py), 2 cores: httpx
@@ -25,12 +26,15 @@ from yarl import URL
 from hookpost import __version__
 from hookpost.config import DeliverySettings
 from hookpost.delivery.schedule import parse_retry_after
+from hookpost.links import make_token
 from hookpost.secrets_at_rest import SecretUnavailable, unseal
 from hookpost.signing import secret_key, signature_header
 from hookpost.targets import TargetRefused, check_address, is_public_address, parse_ip_literal
 from hookpost.timestamps import rfc3339
 
 USER_AGENT = f"Hookpost/{__version__}"
+# The `type` of a batch's body.
+BATCH_TYPE = "hookpost.batch"
 # At most this much of a response body is read and kept (CONTRACT section 3).
 MAX_RESPONSE_BYTES = 64 * 1024
 
@@ -81,6 +85,37 @@ def request_body(event_type: str, occurred_at: datetime, payload_json: str) -> b
     return f'{head[:-1]}, "data": {payload_json}}}'.encode()
 
 
+def data_json(attempt: dict[str, Any], public_url: str, now: float) -> str:
+    """What goes in `data`: the payload as stored, or on a thin subscription where to fetch it."""
+    if not attempt["thin"]:
+        return attempt["payload"]
+    token = make_token(attempt["event_id"], attempt["subscription_id"], attempt["secret"], now=now)
+    return json.dumps(
+        {
+            "id": str(attempt["event_id"]),
+            "event_id": attempt["event_ref"],
+            "fetch_url": f"{public_url}/v1/fetch/{token}",
+        }
+    )
+
+
+def batch_body(attempts: list[dict[str, Any]], public_url: str, now: float) -> bytes:
+    """A batch's payload: each member as its own delivery's body plus its `id`, in ingest order
+    (the event ids are time-ordered)."""
+    items = []
+    for attempt in sorted(attempts, key=lambda a: a["event_id"]):
+        head = json.dumps(
+            {
+                "id": str(attempt["event_id"]),
+                "type": attempt["event_type"],
+                "timestamp": rfc3339(attempt["occurred_at"]),
+            }
+        )
+        items.append(f'{head[:-1]}, "data": {data_json(attempt, public_url, now)}}}')
+    head = json.dumps({"type": BATCH_TYPE, "timestamp": rfc3339(datetime.fromtimestamp(now, UTC))})
+    return f'{head[:-1]}, "data": [{", ".join(items)}]}}'.encode()
+
+
 @lru_cache(maxsize=4096)
 def signing_key(stored: str) -> bytes:
     """The HMAC key of a secret as stored (perhaps sealed). Cached, because a batch holds many
@@ -90,11 +125,12 @@ def signing_key(stored: str) -> bytes:
 
 def request_headers(attempt: dict[str, Any], body: bytes, timestamp: int) -> CIMultiDict[str]:
     """The subscription's own headers, then ours, which always win (the API refuses reserved
-    names; this holds even for rows written before it did)."""
+    names; this holds even for rows written before it did). A batch's `webhook-id` is the
+    batch's id, the same on every try of it."""
     keys = [signing_key(attempt["secret"])]
     if attempt["previous_secret"]:
         keys.append(signing_key(attempt["previous_secret"]))
-    msg_id = str(attempt["event_id"])
+    msg_id = str(attempt["batch_id"] or attempt["event_id"])
     headers: CIMultiDict[str] = CIMultiDict(attempt["headers"] or {})
     headers.update(
         {
@@ -114,6 +150,7 @@ class Sender:
 
     def __init__(self, settings: DeliverySettings, *, allow_private: bool) -> None:
         self._check_targets = not allow_private
+        self._public_url = settings.public_url
         self._timeout = aiohttp.ClientTimeout(
             total=settings.timeout_s, connect=settings.connect_timeout_s
         )
@@ -135,13 +172,19 @@ class Sender:
     async def close(self) -> None:
         await self._session.close()
 
-    async def send(self, attempt: dict[str, Any]) -> Outcome:
-        """POST one claimed attempt (a DELIVERY_CLAIM row). Whatever the receiver does comes
-        back as an Outcome, never as an exception."""
+    async def send(self, attempts: list[dict[str, Any]]) -> Outcome:
+        """POST claimed attempts (DELIVERY_CLAIM rows): one alone, or the members of one batch
+        together. Whatever the receiver does comes back as an Outcome, never as an exception."""
         started = time.perf_counter()
+        attempt = attempts[0]
         try:
-            body = request_body(attempt["event_type"], attempt["occurred_at"], attempt["payload"])
-            headers = request_headers(attempt, body, int(time.time()))
+            now = time.time()
+            if attempt["batch_id"] is None:
+                data = data_json(attempt, self._public_url, now)
+                body = request_body(attempt["event_type"], attempt["occurred_at"], data)
+            else:
+                body = batch_body(attempts, self._public_url, now)
+            headers = request_headers(attempt, body, int(now))
             url = URL(attempt["url"])
             # aiohttp never hands an IP literal to the resolver, so it is checked here.
             if self._check_targets and parse_ip_literal(url.host or "") is not None:

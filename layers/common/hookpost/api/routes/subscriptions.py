@@ -59,6 +59,28 @@ def _checked_headers(headers: dict[str, str]) -> dict[str, str]:
     return headers
 
 
+def _checked_filter(path: str | None) -> str | None:
+    """A filter PostgreSQL parses as a jsonpath predicate; its own message names what is wrong."""
+    if path is None:
+        return None
+    try:
+        fetch_one(queries.SUBSCRIPTION_FILTER_CHECK, {"filter": path})
+    except (psycopg.errors.DataError, psycopg.errors.SyntaxError) as exc:
+        message = exc.diag.message_primary or str(exc)
+        if isinstance(exc, psycopg.errors.SingletonSqlJsonItemRequired):
+            message = f"must be a predicate (true or false for a payload): {message}"
+        raise Invalid.field("filter", message) from None
+    return path
+
+
+def _batch_columns(batch: dict[str, int] | None) -> dict[str, int | None]:
+    """The `batch` object as the columns that store it."""
+    return {
+        "batch_max_events": batch["max_events"] if batch else None,
+        "batch_max_wait_ms": batch["max_wait_ms"] if batch else None,
+    }
+
+
 def _checked_event_types(names: list[str]) -> list[str]:
     for index, name in enumerate(names):
         if name != "*" and not EVENT_TYPE_NAME_RE.fullmatch(name):
@@ -93,8 +115,15 @@ def subscription_view(row: dict[str, Any]) -> dict[str, Any]:
     """A subscription row with its health (hookpost_subscription_health, see queries) as the API
     shows it: the health grouped."""
     view = {
-        k: v for k, v in row.items() if k not in _HEALTH_COLUMNS and not k.startswith("recent_")
+        k: v
+        for k, v in row.items()
+        if k not in _HEALTH_COLUMNS and not k.startswith(("recent_", "batch_"))
     }
+    view["batch"] = (
+        {"max_events": row["batch_max_events"], "max_wait_ms": row["batch_max_wait_ms"]}
+        if row["batch_max_events"] is not None
+        else None
+    )
     view["health"] = {
         **{k: row[k] for k in _HEALTH_COLUMNS},
         "recent": {
@@ -137,6 +166,10 @@ def create_subscription(
             "rate_limit_per_s": body.rate_limit_per_s,
             "max_in_flight": body.max_in_flight,
             "ordering": body.ordering,
+            "payload_filter": _checked_filter(body.filter),
+            **_batch_columns(body.batch.model_dump() if body.batch else None),
+            "debounce_s": body.debounce_s,
+            "payload_mode": body.payload,
         },
     )
     return json_response(201, {**subscription_view(row), "secret": secret})
@@ -169,10 +202,17 @@ def update_subscription(
     app_id: AppId, sub_id: SubId, body: Annotated[models.SubscriptionPatch, Body()]
 ) -> Response[models.SubscriptionWithSecret]:
     changes: dict[str, Any] = body.model_dump(exclude_unset=True)
-    # null clears description, rate_limit_per_s and max_in_flight; the rest must have a value.
-    for field in ("url", "event_types", "labels", "headers", "enabled", "ordering"):
+    # null clears description, rate_limit_per_s, max_in_flight, filter, batch and debounce_s; the
+    # rest must have a value.
+    for field in ("url", "event_types", "labels", "headers", "enabled", "ordering", "payload"):
         if field in changes and changes[field] is None:
             raise Invalid.field(field, "may not be null")
+    if "filter" in changes:
+        changes["payload_filter"] = _checked_filter(changes.pop("filter"))
+    if "batch" in changes:
+        changes.update(_batch_columns(changes.pop("batch")))
+    if "payload" in changes:
+        changes["payload_mode"] = changes.pop("payload")
     if "url" in changes:
         changes["url"] = _checked_url(changes["url"])
     if "event_types" in changes:

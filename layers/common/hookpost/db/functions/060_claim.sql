@@ -25,7 +25,7 @@ LANGUAGE sql STABLE AS $$
     SELECT head.id, head.due_at
     FROM keys
     CROSS JOIN LATERAL (
-        SELECT a.id, a.status, a.due_at, a.event_id FROM attempts a
+        SELECT a.id, a.status, a.due_at, a.event_id, a.priority FROM attempts a
         WHERE a.subscription_id = p_subscription_id AND a.ordering_key = keys.ordering_key
           AND a.status IN ('pending', 'in_flight')
         ORDER BY a.event_id, a.id LIMIT 1
@@ -36,21 +36,69 @@ LANGUAGE sql STABLE AS $$
           SELECT FROM attempts f
           WHERE f.subscription_id = p_subscription_id AND f.ordering_key = keys.ordering_key
             AND f.status = 'in_flight')
-    ORDER BY head.event_id
+    ORDER BY head.priority DESC, head.event_id
     LIMIT p_limit
+$$;
+
+-- Up to p_limit due attempts of a subscription, higher priority first, then by due time; with
+-- p_unbatched, only those in no batch yet. One index scan per priority (high and low ones have
+-- attempts_subscription_priority_due_idx to themselves), each stopping at p_limit.
+CREATE OR REPLACE FUNCTION hookpost_due_attempts(
+    p_subscription_id uuid, p_limit integer, p_unbatched boolean)
+RETURNS TABLE (id uuid, due_at timestamptz)
+LANGUAGE sql STABLE AS $$
+    (SELECT a.id, a.due_at FROM attempts a
+     WHERE a.subscription_id = p_subscription_id AND a.status = 'pending' AND a.priority = 1
+       AND a.due_at <= now() AND (NOT p_unbatched OR a.batch_id IS NULL)
+     ORDER BY a.due_at LIMIT p_limit)
+    UNION ALL
+    (SELECT a.id, a.due_at FROM attempts a
+     WHERE a.subscription_id = p_subscription_id AND a.status = 'pending' AND a.priority = 0
+       AND a.due_at <= now() AND (NOT p_unbatched OR a.batch_id IS NULL)
+     ORDER BY a.due_at LIMIT p_limit)
+    UNION ALL
+    (SELECT a.id, a.due_at FROM attempts a
+     WHERE a.subscription_id = p_subscription_id AND a.status = 'pending' AND a.priority = -1
+       AND a.due_at <= now() AND (NOT p_unbatched OR a.batch_id IS NULL)
+     ORDER BY a.due_at LIMIT p_limit)
+    LIMIT p_limit
+$$;
+
+-- The attempts of a batching subscription that would go in its next new batch: key heads or due
+-- attempts in no batch yet, up to batch_max_events.
+CREATE OR REPLACE FUNCTION hookpost_batch_candidates(
+    p_subscription_id uuid, p_per_key boolean, p_max_events integer, p_except uuid[])
+RETURNS TABLE (id uuid, due_at timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT c.id, c.due_at FROM hookpost_key_heads(p_subscription_id, true, p_max_events) c
+    WHERE p_per_key AND c.id <> ALL(p_except)
+    UNION ALL
+    SELECT c.id, c.due_at
+    FROM hookpost_due_attempts(p_subscription_id, p_max_events + cardinality(p_except), true) c
+    WHERE NOT p_per_key AND c.id <> ALL(p_except)
+    LIMIT p_max_events
+$$;
+
+-- Requests of a subscription on the wire: a batch is one.
+CREATE OR REPLACE FUNCTION hookpost_requests_in_flight(p_subscription_id uuid) RETURNS integer
+LANGUAGE sql STABLE AS $$
+    SELECT count(DISTINCT coalesce(a.batch_id, a.id))::integer FROM attempts a
+    WHERE a.subscription_id = p_subscription_id AND a.status = 'in_flight'
 $$;
 
 -- When a claim should next look at a subscription, from what is committed now: its earliest
 -- sendable attempt, no earlier than its circuit's probe, its receiver's Retry-After and its next
 -- token. NULL when nothing is pending, or when all of it waits on an answer in flight (a
 -- half-open probe, max_in_flight reached, every key busy): recording that answer makes the
--- subscription ready again.
+-- subscription ready again. A batching subscription whose next batch is not full waits for more
+-- until batch_max_wait_ms after its first attempt fell due.
 CREATE OR REPLACE FUNCTION hookpost_next_ready(p_subscription_id uuid) RETURNS timestamptz
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     sub record;
     next_at timestamptz;
     rate double precision;
+    fresh integer;
 BEGIN
     SELECT * INTO sub FROM subscription_delivery d WHERE d.subscription_id = p_subscription_id;
     IF NOT FOUND THEN
@@ -64,10 +112,8 @@ BEGIN
     IF sub.ordering = 'per_key' THEN
         SELECT min(h.due_at) INTO next_at
         FROM hookpost_key_heads(p_subscription_id, false, 1000000) h;
-    ELSIF sub.max_in_flight IS NOT NULL AND sub.max_in_flight <= (
-        SELECT count(*) FROM attempts a
-        WHERE a.subscription_id = p_subscription_id AND a.status = 'in_flight'
-    ) THEN
+    ELSIF sub.max_in_flight IS NOT NULL AND sub.max_in_flight <= hookpost_requests_in_flight(
+        p_subscription_id) THEN
         RETURN NULL;
     ELSE
         SELECT a.due_at INTO next_at FROM attempts a
@@ -76,6 +122,26 @@ BEGIN
     END IF;
     IF next_at IS NULL THEN
         RETURN NULL;
+    END IF;
+    IF sub.batch_max_events IS NOT NULL AND sub.batch_max_wait_ms > 0 AND NOT EXISTS (
+        SELECT FROM attempts a
+        WHERE a.subscription_id = p_subscription_id AND a.status = 'pending'
+          AND a.batch_id IS NOT NULL AND a.due_at <= next_at
+    ) THEN
+        IF sub.ordering = 'per_key' THEN
+            SELECT count(*) INTO fresh
+            FROM hookpost_key_heads(p_subscription_id, false, sub.batch_max_events) h
+            WHERE h.due_at <= greatest(next_at, now());
+        ELSE
+            SELECT count(*) INTO fresh FROM (
+                SELECT FROM attempts a
+                WHERE a.subscription_id = p_subscription_id AND a.status = 'pending'
+                  AND a.batch_id IS NULL AND a.due_at <= greatest(next_at, now())
+                LIMIT sub.batch_max_events) AS due;
+        END IF;
+        IF fresh < sub.batch_max_events THEN
+            next_at := next_at + make_interval(secs => sub.batch_max_wait_ms / 1000.0);
+        END IF;
     END IF;
     rate := least(sub.rate_limit_per_s, sub.pace_per_s);
     RETURN greatest(
@@ -108,21 +174,28 @@ BEGIN
 END
 $$;
 
--- One subscription's part of a claim: up to p_quota of its due attempts leased to p_claim_id
--- (`sent`), and those the claim settles itself (`settled`: 'gave_up' when the subscription is
--- disabled, 'expired' past their event's expires_at). `hungry`: it took its whole quota and may
--- have more. The caller holds the subscription's state row lock; health is only read (the
--- record writes it).
+-- One subscription's part of a claim: up to p_quota requests of its due attempts leased to
+-- p_claim_id (`sent`; `requests`: how many requests they make), and those the claim settles
+-- itself (`settled`: 'gave_up' when the subscription is disabled, 'expired' past their event's
+-- expires_at). `hungry`: it took its whole quota and may have more. The caller holds the
+-- subscription's state row lock; health is only read (the record writes it).
 --
 -- An open circuit holds everything until its probe time, then sends one probe; a Retry-After
 -- holds everything; max_in_flight and the token bucket (rate_limit_per_s or the adaptive pace,
 -- whichever is lower; a burst of one second) cap the quota; per_key subscriptions send only key
--- heads. The calling loop may hold at most p_share attempts of one subscription (p_holding: how
--- many it holds now, by subscription), so that a slow receiver never takes all of a loop's slots
--- and others' fresh events find one free.
+-- heads. Higher priority goes first. The calling loop may hold at most p_share requests of one
+-- subscription (p_holding: how many it holds now, by subscription), so that a slow receiver never
+-- takes all of a loop's slots and others' fresh events find one free.
+--
+-- A batching subscription's request is a batch: first any batch formed before that is due
+-- again (a failed batch's retries, a dead worker's batch), whole and under its id; else up to
+-- batch_max_events due attempts in no batch, once there are that many or batch_max_wait_ms has
+-- passed since the first fell due, under a new id.
+DROP FUNCTION IF EXISTS hookpost_claim_from(uuid, integer, uuid, double precision, integer, jsonb);
 CREATE OR REPLACE FUNCTION hookpost_claim_from(
     p_subscription_id uuid, p_quota integer, p_claim_id uuid, p_lease_s double precision,
-    p_share integer, p_holding jsonb, OUT sent uuid[], OUT settled uuid[], OUT hungry boolean)
+    p_share integer, p_holding jsonb, OUT sent uuid[], OUT settled uuid[], OUT hungry boolean,
+    OUT requests integer)
 LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
 DECLARE
@@ -133,10 +206,14 @@ DECLARE
     rate double precision;
     level double precision;
     picked uuid[] := '{}';
+    batch uuid;
+    members uuid[];
+    first_due timestamptz;
 BEGIN
     sent := '{}';
     settled := '{}';
     hungry := false;
+    requests := 0;
     SELECT * INTO sub FROM subscription_delivery d WHERE d.subscription_id = sid;
     IF NOT FOUND THEN
         RETURN;
@@ -182,9 +259,7 @@ BEGIN
     cap := least(CASE WHEN probing THEN 1 ELSE p_quota END,
                  p_share - coalesce((p_holding ->> sid::text)::integer, 0));
     IF sub.max_in_flight IS NOT NULL THEN
-        cap := least(cap, sub.max_in_flight - (
-            SELECT count(*) FROM attempts a
-            WHERE a.subscription_id = sid AND a.status = 'in_flight')::integer);
+        cap := least(cap, sub.max_in_flight - hookpost_requests_in_flight(sid));
     END IF;
     rate := least(sub.rate_limit_per_s, sub.pace_per_s);
     IF rate IS NOT NULL THEN
@@ -193,7 +268,37 @@ BEGIN
         cap := least(cap, floor(level)::integer);
     END IF;
 
-    IF cap > 0 THEN
+    IF cap > 0 AND sub.batch_max_events IS NOT NULL THEN
+        FOR request IN 1 .. cap LOOP
+            SELECT a.batch_id INTO batch FROM attempts a
+            WHERE a.subscription_id = sid AND a.status = 'pending' AND a.batch_id IS NOT NULL
+              AND a.due_at <= now() AND a.id <> ALL(picked)
+            ORDER BY a.due_at LIMIT 1;
+            IF batch IS NOT NULL THEN
+                SELECT coalesce(array_agg(l.id), '{}') INTO members FROM (
+                    SELECT a.id FROM attempts a
+                    WHERE a.batch_id = batch AND a.subscription_id = sid
+                      AND a.status = 'pending' AND a.due_at <= now()
+                    FOR UPDATE SKIP LOCKED) AS l;
+            ELSE
+                SELECT coalesce(array_agg(c.id), '{}'), min(c.due_at) INTO members, first_due
+                FROM hookpost_batch_candidates(
+                    sid, sub.ordering = 'per_key', sub.batch_max_events, picked) c;
+                EXIT WHEN cardinality(members) < sub.batch_max_events
+                     AND first_due + make_interval(secs => sub.batch_max_wait_ms / 1000.0)
+                         > now();
+                SELECT coalesce(array_agg(l.id), '{}') INTO members FROM (
+                    SELECT a.id FROM attempts a
+                    WHERE a.id = ANY(members) AND a.status = 'pending'
+                    FOR UPDATE SKIP LOCKED) AS l;
+                batch := hookpost_uuid7();
+                UPDATE attempts a SET batch_id = batch WHERE a.id = ANY(members);
+            END IF;
+            EXIT WHEN cardinality(members) = 0;
+            picked := picked || members;
+            requests := requests + 1;
+        END LOOP;
+    ELSIF cap > 0 THEN
         IF sub.ordering = 'per_key' THEN
             SELECT coalesce(array_agg(l.id), '{}') INTO picked FROM (
                 SELECT a.id FROM attempts a
@@ -203,8 +308,8 @@ BEGIN
         ELSE
             SELECT coalesce(array_agg(l.id), '{}') INTO picked FROM (
                 SELECT a.id FROM attempts a
-                WHERE a.subscription_id = sid AND a.status = 'pending' AND a.due_at <= now()
-                ORDER BY a.due_at LIMIT cap
+                WHERE a.id = ANY(ARRAY(SELECT d.id FROM hookpost_due_attempts(sid, cap, false) d))
+                  AND a.status = 'pending'
                 FOR UPDATE SKIP LOCKED) AS l;
         END IF;
     END IF;
@@ -227,15 +332,19 @@ BEGIN
            coalesce(array_agg(taken.id) FILTER (WHERE taken.status = 'expired'), '{}')
     INTO sent, settled
     FROM taken;
+    IF sub.batch_max_events IS NULL THEN
+        requests := cardinality(sent);
+    END IF;
 
     IF rate IS NOT NULL OR (probing AND cardinality(sent) > 0) THEN
         UPDATE subscription_state
-        SET tokens = CASE WHEN rate IS NOT NULL THEN level - cardinality(sent) END,
+        SET tokens = CASE WHEN rate IS NOT NULL THEN level - requests END,
             tokens_at = CASE WHEN rate IS NOT NULL THEN now() END,
             probe_id = CASE WHEN probing AND cardinality(sent) > 0 THEN sent[1] ELSE probe_id END
         WHERE subscription_id = sid;
     END IF;
-    hungry := cap > 0 AND cardinality(picked) = cap AND cap = p_quota AND NOT probing;
+    hungry := cap > 0 AND cap = p_quota AND NOT probing AND cap = CASE
+        WHEN sub.batch_max_events IS NULL THEN cardinality(picked) ELSE requests END;
     IF hungry THEN
         -- There may be more, after everyone else's turn.
         UPDATE subscription_state SET ready_at = now() WHERE subscription_id = sid;
@@ -255,14 +364,19 @@ $$;
 -- subscriptions one application has with a backlog, another's fresh event goes in the next claim.
 -- Within an application, the oldest ready_at goes first, and one with more due goes to the back of
 -- the queue (ready_at now). None another claim holds is taken. p_share, p_holding: see
--- hookpost_claim_from.
+-- hookpost_claim_from. p_limit and p_share count requests: a batch is one.
+--
+-- A row to send carries its batch (the members of one go in one request), and for a
+-- subscription with thin payloads no payload (the receiver fetches it).
+DROP FUNCTION IF EXISTS hookpost_claim(uuid, integer, double precision, integer, jsonb);
 CREATE OR REPLACE FUNCTION hookpost_claim(
     p_claim_id uuid, p_limit integer, p_lease_s double precision, p_share integer,
     p_holding jsonb)
 RETURNS TABLE (
     id uuid, status text, try_number integer, event_id uuid, subscription_id uuid,
     event_type text, waited_ms bigint, payload text, occurred_at timestamptz, url text,
-    headers jsonb, secret text, previous_secret text)
+    headers jsonb, secret text, previous_secret text, batch_id uuid, event_ref text,
+    thin boolean)
 LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
 DECLARE
@@ -337,10 +451,10 @@ BEGIN
                 sid, ceil(remaining::numeric / (cardinality(turn) - turn_index + 1))::integer,
                 p_claim_id, p_lease_s, p_share, holding);
             holding := holding || jsonb_build_object(
-                sid::text, coalesce((holding ->> sid::text)::integer, 0) + cardinality(part.sent));
+                sid::text, coalesce((holding ->> sid::text)::integer, 0) + part.requests);
             sent_all := sent_all || part.sent;
             settled_all := settled_all || part.settled;
-            remaining := remaining - cardinality(part.sent);
+            remaining := remaining - part.requests;
             IF part.hungry THEN
                 hungry := hungry || sid;
             END IF;
@@ -352,15 +466,17 @@ BEGIN
     RETURN QUERY
     SELECT a.id, a.status::text, a.try_number, a.event_id, a.subscription_id, e.event_type,
            (extract(epoch FROM now() - a.due_at) * 1000)::bigint,
-           e.payload::text, e.occurred_at, s.url, s.headers, s.secret,
-           CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END
+           CASE WHEN s.payload_mode = 'thin' THEN NULL ELSE e.payload::text END,
+           e.occurred_at, s.url, s.headers, s.secret,
+           CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END,
+           a.batch_id, e.event_id, s.payload_mode = 'thin'
     FROM attempts a
     JOIN events e ON e.id = a.event_id
     JOIN subscriptions s ON s.id = a.subscription_id
     WHERE a.id = ANY(sent_all)
     UNION ALL
     SELECT a.id, a.status::text, a.try_number, a.event_id, a.subscription_id,
-           NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+           NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
     FROM attempts a WHERE a.id = ANY(settled_all);
 END
 $$;

@@ -1,7 +1,7 @@
 -- Records a batch of outcomes (p_results: DELIVERY_RECORD's recordset; p_circuit: the breaker's
 -- settings, and under `operational` the names of the operational events, as claims.record
 -- passes them). One statement writes each attempt's result; the subscriptions a 410 disables;
--- the next try of each failure (unless a try of that event to that subscription is already
+-- the next try of each failure, in the same batch as the failed try (unless a try of that event to that subscription is already
 -- pending: a replay or manual retry then carries on, rather than a second chain), due no later
 -- than the event expires; each subscription's health as hookpost_health_next rules (failure
 -- streak and window, circuit, pace, Retry-After), under its row lock, taken in key order; and
@@ -39,15 +39,18 @@ BEGIN
         WHERE a.id = ANY(ARRAY(SELECT id FROM result)) AND a.id = r.id
           AND a.claimed_by = r.claim_id AND a.status IN ('in_flight', 'pending')
         RETURNING a.id, a.status, a.application_id, a.event_id, a.subscription_id, a.try_number,
-                  a.ordering_key, a.expires_at, r.ord, r.retry_in_s, r.disable, r.failure,
-                  r.throttled, r.pause_s, r.response_status, r.error
+                  a.ordering_key, a.expires_at, a.priority, a.batch_id, r.ord, r.retry_in_s,
+                  r.disable, r.failure, r.throttled, r.pause_s, r.response_status, r.error,
+                  -- A batch is one request to the receiver: its members count once.
+                  coalesce(a.batch_id, a.id) AS request
     ),
     per_subscription AS MATERIALIZED (
-        SELECT o.subscription_id, count(*)::integer AS sent,
-               count(*) FILTER (WHERE o.failure)::integer AS failed,
-               count(*) FILTER (WHERE o.status = 'succeeded')::integer AS succeeded,
-               count(*) FILTER (WHERE o.failure AND o.ord > o.last_success)::integer
-                   AS failed_since,
+        SELECT o.subscription_id, count(DISTINCT o.request)::integer AS sent,
+               count(DISTINCT o.request) FILTER (WHERE o.failure)::integer AS failed,
+               count(DISTINCT o.request) FILTER (WHERE o.status = 'succeeded')::integer
+                   AS succeeded,
+               count(DISTINCT o.request) FILTER (WHERE o.failure AND o.ord > o.last_success)
+                   ::integer AS failed_since,
                bool_or(o.throttled) AS throttled, max(o.pause_s) AS pause_s,
                coalesce(array_agg(o.id) FILTER (WHERE o.failure), '{}') AS failed_ids,
                array_agg(o.id) AS ids
@@ -102,10 +105,10 @@ BEGIN
     ),
     retried AS (
         INSERT INTO attempts (application_id, event_id, subscription_id, try_number, trigger,
-                              due_at, ordering_key, expires_at)
+                              due_at, ordering_key, expires_at, priority, batch_id)
         SELECT o.application_id, o.event_id, o.subscription_id, o.try_number + 1, 'retry',
                least(now() + make_interval(secs => o.retry_in_s), o.expires_at), o.ordering_key,
-               o.expires_at
+               o.expires_at, o.priority, o.batch_id
         FROM outcome o
         WHERE o.retry_in_s IS NOT NULL
           AND NOT EXISTS (
@@ -148,6 +151,7 @@ BEGIN
         JOIN subscriptions s
           ON s.application_id = r.application_id AND s.enabled
          AND r.event_type = ANY(s.event_types)
+         AND (s.payload_filter IS NULL OR r.payload @@ s.payload_filter::jsonpath)
          -- the subscription just disabled gets no more attempts
          AND NOT (r.event_type = names ->> 'subscription_disabled' AND s.id = r.about)
         -- As ingest does: a PATCH changing `ordering` waits for this, or this reads its result.
