@@ -25,8 +25,22 @@ $(STAMP): $(RUN_STAMP)
 dev: $(RUN_STAMP)
 	$(BIN)/hookpost dev
 
+# The console's browser tests run Debian's chromium (Playwright's own browser download is not
+# used): installed here when missing, which needs root and apt; otherwise `make test` stops and
+# says so rather than skipping them.
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "The console tests need Debian's chromium at $(CHROMIUM): run 'apt-get install -y chromium' as root (or make test as root)."; \
+		exit 1; \
+	fi
+	@test -x $(CHROMIUM) || { echo "chromium was not installed at $(CHROMIUM)"; exit 1; }
+
 # pytest's exit code 5 means "no tests collected": not a failure of the code under test.
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest || [ $$? -eq 5 ]
 
 # checkov pins releases of boto3 and packaging that the SAM CLI and pytest cannot share, so it
