@@ -121,22 +121,30 @@ def peak_rss_mb(pid: int) -> tuple[float, float]:
 # Setup through the API
 
 
-def tenant(api: str, receiver_url: str) -> tuple[str, dict[str, str]]:
+def tenant(
+    api: str, receiver_url: str, filters: list[str | None] | None = None
+) -> tuple[str, dict[str, str]]:
+    """An application with a key, the event type b.e, and one subscription to the receiver for
+    each of `filters` (one without a filter by default)."""
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     app = httpx.post(f"{api}/v1/applications", headers=admin, json={"name": "bench"}).json()["id"]
     key = httpx.post(f"{api}/v1/applications/{app}/api-keys", headers=admin, json={"name": "b"})
     headers = {"Authorization": f"Bearer {key.json()['key']}"}
     httpx.post(f"{api}/v1/applications/{app}/event-types", headers=headers, json={"name": "b.e"})
-    body = {"url": receiver_url, "event_types": ["*"]}
-    httpx.post(f"{api}/v1/applications/{app}/subscriptions", headers=headers, json=body)
+    for path_filter in filters or [None]:
+        body = {"url": receiver_url, "event_types": ["*"], "filter": path_filter}
+        made = httpx.post(f"{api}/v1/applications/{app}/subscriptions", headers=headers, json=body)
+        assert made.status_code == 201, made.text
     return app, headers
 
 
 # Figures
 
 
-def ingest_single(api: str, app: str, headers: dict[str, str], url: str) -> list[Figure]:
-    total, concurrency = scaled(3000), 32
+def post_single(
+    api: str, app: str, headers: dict[str, str], total: int, concurrency: int
+) -> tuple[float, list[float]]:
+    """POST `total` single events, `concurrency` at a time; events/s and each latency in ms."""
     latencies: list[float] = []
 
     async def run() -> float:
@@ -158,7 +166,12 @@ def ingest_single(api: str, app: str, headers: dict[str, str], url: str) -> list
             await asyncio.gather(*(worker() for _ in range(concurrency)))
             return total / (time.perf_counter() - started)
 
-    rate = asyncio.run(run())
+    return asyncio.run(run()), latencies
+
+
+def ingest_single(api: str, app: str, headers: dict[str, str], url: str) -> list[Figure]:
+    total, concurrency = scaled(3000), 32
+    rate, latencies = post_single(api, app, headers, total, concurrency)
     baseline = insert_rate(url, app, total, concurrency)
     return [
         Figure(
@@ -185,6 +198,32 @@ def ingest_single(api: str, app: str, headers: dict[str, str], url: str) -> list
             "",
             "<= 20",
         ),
+    ]
+
+
+def filtered_ingest(url: str, receiver: str) -> list[Figure]:
+    """Single-event ingest to an application with 10 subscriptions that each have a filter
+    (all holding for the payload, so the fan-out is the same), against one with 10 without."""
+    total, concurrency = scaled(3000), 32
+    filters = [f'$.amount >= {n} && $.currency == "EUR"' for n in range(10)]
+    with hookpost("api", url, limits="off") as api:
+        plain = tenant(api, receiver, [None] * 10)
+        filtered = tenant(api, receiver, filters)
+        # Alternated halves, so that neither side runs on a warmer or a fuller database.
+        elapsed = {"plain": 0.0, "filtered": 0.0}
+        for _ in range(2):
+            for name, (app, headers) in (("plain", plain), ("filtered", filtered)):
+                rate, _ = post_single(api, app, headers, total // 2, concurrency)
+                elapsed[name] += (total // 2) / rate
+    return [
+        Figure(
+            "ingest, 1 event/request, 10 filtered subscriptions",
+            total // 2 * 2 / elapsed["filtered"],
+            "events/s",
+            total // 2 * 2 / elapsed["plain"],
+            "10 subscriptions without a filter",
+            "ratio >= 0.8",
+        )
     ]
 
 
@@ -391,14 +430,17 @@ def wire_rate(receiver: str, total: int, concurrency: int) -> float:
     return asyncio.run(run())
 
 
-def seed_attempts(url: str, receiver: str, count: int) -> None:
+def seed_attempts(url: str, receiver: str, count: int, batch: int | None = None) -> None:
+    """`count` due attempts to a new subscription (sending `batch` events a POST, if given)."""
     with psycopg.connect(url, autocommit=True) as conn:
         app = conn.execute("INSERT INTO applications (name) VALUES ('d') RETURNING id")
         app = app.fetchone()[0]
         sub = conn.execute(
-            "INSERT INTO subscriptions (application_id, url, event_types, secret)"
-            " VALUES (%s, %s, '{*}', %s) RETURNING id",
-            (app, receiver, "whsec_" + "A" * 44),
+            "INSERT INTO subscriptions (application_id, url, event_types, secret,"
+            " batch_max_events, batch_max_wait_ms)"
+            " VALUES (%s, %s, '{*}', %s, %s, CASE WHEN %s::integer IS NOT NULL THEN 0 END)"
+            " RETURNING id",
+            (app, receiver, "whsec_" + "A" * 44, batch, batch),
         ).fetchone()[0]
         conn.execute(
             "WITH e AS (INSERT INTO events (application_id, event_id, event_type, payload,"
@@ -482,6 +524,38 @@ def deliveries(url: str, receiver: str) -> list[Figure]:
                 )
             )
     return figures
+
+
+def batch_deliveries(url: str, receiver: str) -> list[Figure]:
+    """Events delivered per second by one deliver process when the subscription sends them in
+    batches of 100, against the same process sending them one per request."""
+    total = scaled(20_000)
+    settle_leftovers(url)
+    env = {
+        "DATABASE_URL": url,
+        "HOOKPOST_DELIVERY_CONCURRENCY": "100",
+        "HOOKPOST_DELIVERY_BATCH_SIZE": "100",
+        "HOOKPOST_ALLOW_PRIVATE_TARGETS": "true",
+    }
+    rates = {}
+    with process([sys.executable, "-m", "hookpost.cli", "deliver"], env):
+        time.sleep(2)  # settle: imports, pool, LISTEN
+        for batch in (None, 100):
+            before = succeeded(url)
+            started = time.perf_counter()
+            seed_attempts(url, receiver, total, batch)
+            wait_for(lambda before=before: succeeded(url) >= before + total, 600, "deliveries")
+            rates[batch] = total / (time.perf_counter() - started)
+    return [
+        Figure(
+            "events delivered/s, batches of 100, one deliver process",
+            rates[100],
+            "events/s",
+            rates[None],
+            "same process, one event a request",
+            ">= 20000; ratio >= 10",
+        )
+    ]
 
 
 def send_events(
@@ -676,6 +750,8 @@ FIGURES: dict[str, Callable[[str, str], list[Figure]]] = {
         + end_to_end(url, f"{base}/webhooks", base, 100)
     ),
     "claims": lambda url, base: claim_latency(url),
+    "filtered-ingest": lambda url, base: filtered_ingest(url, f"{base}/webhooks"),
+    "batch-deliveries": lambda url, base: batch_deliveries(url, f"{base}/webhooks"),
     "fairness": fairness,
 }
 

@@ -50,6 +50,7 @@ from hookpost.delivery.sender import Sender
 log = logging.getLogger("hookpost.delivery")
 
 _DB_ERRORS = (DatabaseUnavailable, psycopg.Error)
+_RECORD_ROWS = 1000
 
 
 @dataclass
@@ -109,8 +110,12 @@ class Worker:
         self._on_delivered = on_delivered
         # No subscription takes more than this many of the loop's slots (at least one).
         self._share = max(1, int(self._settings.concurrency * self._settings.subscription_share))
+        # Results a statement at most: a claim's batch of requests, or its members when they
+        # are batches of events (each member is a row).
         self._recorder = Recorder(
-            self._settings, batch=self._limits.batch, on_recorded=self._recorded
+            self._settings,
+            batch=max(self._limits.batch, _RECORD_ROWS),
+            on_recorded=self._recorded,
         )
         # Completion order of outcomes (Result.ord).
         self._completions = itertools.count(1)

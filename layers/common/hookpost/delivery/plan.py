@@ -79,11 +79,12 @@ NO_CLAIM_YET = LastClaim(empty=False, drained=True, next_ready=NothingReady())
 
 @dataclass(frozen=True)
 class Observed:
-    """The loop at one instant: the time (time.monotonic()); requests on the wire; outcomes not
-    yet recorded; `maybe_fresh`, a NOTIFY or the poll since the last claim, so a fresh event may
-    be waiting; `more_due`, a claim may find something (set with maybe_fresh, by a recovery that
-    returned attempts, and by a claim that was capped rather than drained); the last claim;
-    when lease recovery is due; whether stop() was called."""
+    """The loop at one instant: the time (time.monotonic()); requests on the wire; requests
+    whose outcomes are not yet all recorded (a batch is one); `maybe_fresh`, a NOTIFY or the
+    poll since the last claim, so a fresh event may be waiting; `more_due`, a claim may find
+    something (set with maybe_fresh, by a recovery that returned attempts, and by a claim that
+    was capped rather than drained); the last claim; when lease recovery is due; whether stop()
+    was called."""
 
     now: float
     in_flight: int

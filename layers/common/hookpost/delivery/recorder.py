@@ -112,6 +112,7 @@ class Recorder:
         self._retry_s = min(settings.poll_s, 1.0)
         self._on_recorded = on_recorded
         self._results: list[Result] = []
+        self._requests_pending = 0
         self._to_flush = asyncio.Event()
         self._closing = False
         # Failures in a row of the statement itself, for the batch at the head.
@@ -119,10 +120,13 @@ class Recorder:
 
     @property
     def pending(self) -> int:
-        """Results not yet recorded."""
-        return len(self._results)
+        """Requests whose results are not all recorded yet (a batch's members are one)."""
+        return self._requests_pending
 
     def add(self, result: Result) -> None:
+        """A result; those of one request (a batch's members, one `ord`) are added in a row."""
+        if not self._results or self._results[-1].ord != result.ord:
+            self._requests_pending += 1
         self._results.append(result)
         self._to_flush.set()
 
@@ -176,5 +180,8 @@ class Recorder:
                 counts = {}
             self._failures = 0
             del self._results[: len(batch)]
+            self._requests_pending -= len({result.ord for result in batch})
+            if self._results and self._results[0].ord == batch[-1].ord:
+                self._requests_pending += 1  # the rest of that request is still to record
             self._on_recorded(counts)
         return True

@@ -64,21 +64,6 @@ LANGUAGE sql STABLE AS $$
     LIMIT p_limit
 $$;
 
--- The attempts of a batching subscription that would go in its next new batch: key heads or due
--- attempts in no batch yet, up to batch_max_events.
-CREATE OR REPLACE FUNCTION hookpost_batch_candidates(
-    p_subscription_id uuid, p_per_key boolean, p_max_events integer, p_except uuid[])
-RETURNS TABLE (id uuid, due_at timestamptz)
-LANGUAGE sql STABLE AS $$
-    SELECT c.id, c.due_at FROM hookpost_key_heads(p_subscription_id, true, p_max_events) c
-    WHERE p_per_key AND c.id <> ALL(p_except)
-    UNION ALL
-    SELECT c.id, c.due_at
-    FROM hookpost_due_attempts(p_subscription_id, p_max_events + cardinality(p_except), true) c
-    WHERE NOT p_per_key AND c.id <> ALL(p_except)
-    LIMIT p_max_events
-$$;
-
 -- Requests of a subscription on the wire: a batch is one.
 CREATE OR REPLACE FUNCTION hookpost_requests_in_flight(p_subscription_id uuid) RETURNS integer
 LANGUAGE sql STABLE AS $$
@@ -206,9 +191,13 @@ DECLARE
     rate double precision;
     level double precision;
     picked uuid[] := '{}';
-    batch uuid;
-    members uuid[];
-    first_due timestamptz;
+    batches uuid[];
+    fresh uuid[];
+    fresh_due timestamptz[];
+    first integer;
+    last integer;
+    batched uuid[] := '{}';
+    batch_ids uuid[] := '{}';
 BEGIN
     sent := '{}';
     settled := '{}';
@@ -269,35 +258,52 @@ BEGIN
     END IF;
 
     IF cap > 0 AND sub.batch_max_events IS NOT NULL THEN
-        FOR request IN 1 .. cap LOOP
-            SELECT a.batch_id INTO batch FROM attempts a
+        -- Batches formed before and due again go first, whole, under their ids.
+        SELECT coalesce(array_agg(b.batch_id), '{}') INTO batches FROM (
+            SELECT a.batch_id FROM attempts a
             WHERE a.subscription_id = sid AND a.status = 'pending' AND a.batch_id IS NOT NULL
-              AND a.due_at <= now() AND a.id <> ALL(picked)
-            ORDER BY a.due_at LIMIT 1;
-            IF batch IS NOT NULL THEN
-                SELECT coalesce(array_agg(l.id), '{}') INTO members FROM (
-                    SELECT a.id FROM attempts a
-                    WHERE a.batch_id = batch AND a.subscription_id = sid
-                      AND a.status = 'pending' AND a.due_at <= now()
-                    FOR UPDATE SKIP LOCKED) AS l;
+              AND a.due_at <= now()
+            GROUP BY a.batch_id ORDER BY min(a.due_at) LIMIT cap) AS b;
+        IF cardinality(batches) > 0 THEN
+            SELECT coalesce(array_agg(l.id), '{}') INTO picked FROM (
+                SELECT a.id FROM attempts a
+                WHERE a.batch_id = ANY(batches) AND a.subscription_id = sid
+                  AND a.status = 'pending' AND a.due_at <= now()
+                FOR UPDATE SKIP LOCKED) AS l;
+            requests := cardinality(batches);
+        END IF;
+        -- Then new batches of the due attempts in none, in claim order (priority, due time; of
+        -- a per_key subscription, key heads: one batch, as a key's next event waits for its
+        -- head). A last batch not full waits for more until batch_max_wait_ms after its first
+        -- fell due. Read, locked and labelled in one statement each, however many batches.
+        IF requests < cap THEN
+            IF sub.ordering = 'per_key' THEN
+                fresh := ARRAY(SELECT h.id
+                               FROM hookpost_key_heads(sid, true, sub.batch_max_events) h);
             ELSE
-                SELECT coalesce(array_agg(c.id), '{}'), min(c.due_at) INTO members, first_due
-                FROM hookpost_batch_candidates(
-                    sid, sub.ordering = 'per_key', sub.batch_max_events, picked) c;
-                EXIT WHEN cardinality(members) < sub.batch_max_events
-                     AND first_due + make_interval(secs => sub.batch_max_wait_ms / 1000.0)
-                         > now();
-                SELECT coalesce(array_agg(l.id), '{}') INTO members FROM (
-                    SELECT a.id FROM attempts a
-                    WHERE a.id = ANY(members) AND a.status = 'pending'
-                    FOR UPDATE SKIP LOCKED) AS l;
-                batch := hookpost_uuid7();
-                UPDATE attempts a SET batch_id = batch WHERE a.id = ANY(members);
+                fresh := ARRAY(SELECT d.id FROM hookpost_due_attempts(
+                    sid, (cap - requests) * sub.batch_max_events, true) d);
             END IF;
-            EXIT WHEN cardinality(members) = 0;
-            picked := picked || members;
-            requests := requests + 1;
-        END LOOP;
+            SELECT coalesce(array_agg(l.id ORDER BY l.ord), '{}'),
+                   coalesce(array_agg(l.due_at ORDER BY l.ord), '{}')
+            INTO fresh, fresh_due FROM (
+                SELECT a.id, a.due_at, u.ord FROM unnest(fresh) WITH ORDINALITY AS u(id, ord)
+                JOIN attempts a ON a.id = u.id
+                WHERE a.status = 'pending' AND a.batch_id IS NULL
+                FOR UPDATE OF a SKIP LOCKED) AS l;
+            first := 1;
+            WHILE first <= cardinality(fresh) AND requests < cap LOOP
+                last := least(first + sub.batch_max_events - 1, cardinality(fresh));
+                EXIT WHEN last - first + 1 < sub.batch_max_events
+                     AND (SELECT min(d) FROM unnest(fresh_due[first:last]) AS d)
+                         + make_interval(secs => sub.batch_max_wait_ms / 1000.0) > now();
+                batched := batched || fresh[first:last];
+                batch_ids := batch_ids || array_fill(hookpost_uuid7(), ARRAY[last - first + 1]);
+                requests := requests + 1;
+                first := last + 1;
+            END LOOP;
+            picked := picked || batched;
+        END IF;
     ELSIF cap > 0 THEN
         IF sub.ordering = 'per_key' THEN
             SELECT coalesce(array_agg(l.id), '{}') INTO picked FROM (
@@ -314,7 +320,8 @@ BEGIN
         END IF;
     END IF;
 
-    -- Leased, or ended if their event expired meanwhile: one statement.
+    -- Leased (new batches' members labelled), or ended if their event expired meanwhile: one
+    -- statement.
     WITH taken AS (
         UPDATE attempts a
         SET status = CASE WHEN a.expires_at <= now() THEN 'expired'
@@ -324,8 +331,11 @@ BEGIN
             lease_expires_at = CASE WHEN a.expires_at <= now() THEN NULL
                                     ELSE now() + make_interval(secs => p_lease_s) END,
             finished_at = CASE WHEN a.expires_at <= now() THEN now() END,
-            error = CASE WHEN a.expires_at <= now() THEN 'expired before it could be sent' END
-        WHERE a.id = ANY(picked)
+            error = CASE WHEN a.expires_at <= now() THEN 'expired before it could be sent' END,
+            batch_id = coalesce(x.batch_id, a.batch_id)
+        FROM unnest(picked) AS p(id)
+        LEFT JOIN unnest(batched, batch_ids) AS x(id, batch_id) ON x.id = p.id
+        WHERE a.id = p.id
         RETURNING a.id, a.status
     )
     SELECT coalesce(array_agg(taken.id) FILTER (WHERE taken.status = 'in_flight'), '{}'),
