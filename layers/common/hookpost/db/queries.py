@@ -181,18 +181,19 @@ WHERE id = %(id)s AND application_id = %(application_id)s FOR UPDATE
 """
 
 # The attempts of one subscription not finished yet take the ordering key its new `ordering`
-# gives them (the event's key for per_key, none otherwise). The OR (not IN) lets the planner
+# gives them (the event's key for per_key, none otherwise; a debounced subscription's keep it). The OR (not IN) lets the planner
 # combine partial indexes of pending and of in-flight attempts in a BitmapOr. It runs in the
 # PATCH's request: its cost grows with the subscription's backlog.
 SUBSCRIPTION_ORDERING_BACKFILL = """
 UPDATE attempts a
 SET ordering_key = k.ordering_key
-FROM events e
+FROM subscriptions s
+CROSS JOIN events e
 CROSS JOIN LATERAL (
-    SELECT CASE WHEN %(ordering)s = 'per_key' THEN coalesce(e.ordering_key, e.event_type) END
-        AS ordering_key
+    SELECT CASE WHEN %(ordering)s = 'per_key' OR s.debounce_s IS NOT NULL
+                THEN coalesce(e.ordering_key, e.event_type) END AS ordering_key
 ) AS k
-WHERE a.subscription_id = %(id)s AND (a.status = 'pending' OR a.status = 'in_flight')
+WHERE s.id = %(id)s AND a.subscription_id = %(id)s AND (a.status = 'pending' OR a.status = 'in_flight')
   AND e.id = a.event_id AND a.ordering_key IS DISTINCT FROM k.ordering_key
 """
 
@@ -234,7 +235,7 @@ WHERE application_id = %(application_id)s AND enabled AND id = ANY(%(ids)s)
 # among the event's and its filter, if any, holds for the payload (`@@` is false, never an error,
 # for a payload the path does not fit). Attempts are due at the event's deliver_at (now when
 # absent or past), expire with it, carry its priority, and its ordering key when their
-# subscription orders per key. The candidate subscriptions are read with KEY SHARE locks (the
+# subscription orders per key or debounces. The candidate subscriptions are read with KEY SHARE locks (the
 # same lock the attempts' foreign keys take anyway): a PATCH of `ordering` (SUBSCRIPTION_LOCK)
 # then waits for this statement's transaction, or this statement waits for it and reads the
 # setting it committed.
@@ -290,15 +291,16 @@ fan AS MATERIALIZED (
            m.subscription_id, m.ordering, m.debounce_s, m.last_of_key
     FROM inserted ins JOIN input i ON i.id = ins.id JOIN matched m ON m.ord = i.ord
 ),
+-- Found by key through attempts_key_order_idx: on a debounced subscription attempts carry their
+-- event's ordering key whatever the subscription's `ordering`.
 superseded AS (
     UPDATE attempts a
     SET status = 'superseded', finished_at = now(),
         error = 'replaced by a newer event of its ordering key'
-    FROM events e, (SELECT DISTINCT f.subscription_id, f.ordering_key FROM fan f
-                    WHERE f.debounce_s IS NOT NULL) AS k
-    WHERE a.subscription_id = k.subscription_id AND a.status = 'pending'
-      AND a.trigger = 'event' AND a.due_at > now() AND e.id = a.event_id
-      AND coalesce(e.ordering_key, e.event_type) = k.ordering_key
+    FROM (SELECT DISTINCT f.subscription_id, f.ordering_key FROM fan f
+          WHERE f.debounce_s IS NOT NULL) AS k
+    WHERE a.subscription_id = k.subscription_id AND a.ordering_key = k.ordering_key
+      AND a.status = 'pending' AND a.trigger = 'event' AND a.due_at > now()
     RETURNING a.subscription_id, k.ordering_key, a.debounce_until
 ),
 fanned_out AS (
@@ -311,7 +313,9 @@ fanned_out AS (
            CASE WHEN f.debounce_s IS NULL THEN greatest(f.deliver_at, now())
                 ELSE greatest(f.deliver_at, least(now() + make_interval(secs => f.debounce_s),
                                                   d.until)) END,
-           f.expires_at, CASE WHEN f.ordering = 'per_key' THEN f.ordering_key END, f.priority,
+           f.expires_at,
+           CASE WHEN f.ordering = 'per_key' OR f.debounce_s IS NOT NULL THEN f.ordering_key END,
+           f.priority,
            d.until,
            CASE WHEN f.debounce_s IS NOT NULL AND NOT f.last_of_key THEN now() END,
            CASE WHEN f.debounce_s IS NOT NULL AND NOT f.last_of_key
