@@ -3,11 +3,13 @@ on a loopback port and real deliver loops: what an operator and a customer do wi
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from aiohttp import web
 from playwright.sync_api import expect
 
@@ -16,11 +18,18 @@ from support_console import sign_in
 from support_delivery import Receiver, delivering, failing_while_down, settled
 from support_process import wait_for
 
-# The README's screenshots are taken by these tests, of what they check.
+# The README's screenshots are taken by these tests, of what they check: into docs/ when
+# HOOKPOST_CONSOLE_SCREENSHOTS=1, else into a temporary folder (a test run leaves the tree as
+# it was).
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 
 
-def test_an_operator_signs_in_and_sees_applications_and_an_overview(page, console_url, api):
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    return DOCS if os.environ.get("HOOKPOST_CONSOLE_SCREENSHOTS") == "1" else tmp_path
+
+
+def test_an_operator_signs_in_and_sees_applications_and_an_overview(shots, page, console_url, api):
     tenant = create_tenant(api, "Acme Billing")
     tenant.event_type()
     tenant.subscription()
@@ -31,14 +40,14 @@ def test_an_operator_signs_in_and_sees_applications_and_an_overview(page, consol
     expect(page.locator("#backlog")).to_have_text("1")
     # uPlot drew both charts on canvases
     expect(page.locator(".chart canvas")).to_have_count(2)
-    page.screenshot(path=DOCS / "console-overview.png")
+    page.screenshot(path=shots / "console-overview.png")
     # the token is in no URL and no cookie
     assert "test-admin-token" not in page.url
     assert page.evaluate("document.cookie") == ""
 
 
 def test_a_failing_subscription_shows_its_circuit_open(
-    page, console_url, tenant, receiver, deliveries
+    shots, page, console_url, tenant, receiver, deliveries
 ):
     receiver.answer = lambda received: web.Response(status=503, text="down for maintenance")
     tenant.event_type()
@@ -53,7 +62,7 @@ def test_a_failing_subscription_shows_its_circuit_open(
             page.goto(f"{console_url}/console#/apps/{tenant.id}/subscriptions")
             row = page.locator(f"tr[data-id='{sub['id']}']")
             expect(row.locator(".health")).to_contain_text("circuit open", timeout=20_000)
-            page.screenshot(path=DOCS / "console-endpoints.png")
+            page.screenshot(path=shots / "console-endpoints.png")
             row.locator("a").click()
             expect(page.locator("main")).to_contain_text("Failures in a row")
             expect(page.locator("main .health")).to_contain_text("circuit open")
@@ -62,7 +71,7 @@ def test_a_failing_subscription_shows_its_circuit_open(
 
 
 def test_replaying_an_event_shows_the_new_attempt_succeed(
-    page, console_url, tenant, receiver, deliveries
+    shots, page, console_url, tenant, receiver, deliveries
 ):
     down = failing_while_down(receiver)
     tenant.event_type()
@@ -82,7 +91,7 @@ def test_replaying_an_event_shows_the_new_attempt_succeed(
         )
         expect(page.locator("#timeline")).to_contain_text("Response 200")
         page.locator("#timeline details").first.click()
-        page.screenshot(path=DOCS / "console-event.png", full_page=True)
+        page.screenshot(path=shots / "console-event.png", full_page=True)
     assert len(receiver.requests) == 2
 
 
@@ -120,7 +129,7 @@ def test_recovering_since_a_time_resends_what_failed(
 
 
 def test_a_portal_link_signs_a_customer_in_to_their_own_endpoints_once(
-    page, console_url, api, tenant
+    shots, page, console_url, api, tenant
 ):
     tenant.event_type()
     ours = tenant.subscription(url="http://127.0.0.1:9/acme-hook", labels={"customer": "acme"})
@@ -136,7 +145,7 @@ def test_a_portal_link_signs_a_customer_in_to_their_own_endpoints_once(
     # the link's secret left the address bar, and no script-readable cookie holds a token
     assert "hppl_" not in page.url and "#link" not in page.url
     assert page.evaluate("document.cookie") == ""
-    page.screenshot(path=DOCS / "console-portal.png")
+    page.screenshot(path=shots / "console-portal.png")
     page.click("#nav >> text=Events")
     expect(page.locator("#events tr")).to_have_count(2)  # the header and acme's one event
     expect(page.locator("#nav")).not_to_contain_text("Overview")
