@@ -31,6 +31,8 @@ PUBLIC_ROUTES = {
     "/v1/docs",
     "/console",
     "/console/assets/{asset+}",
+    # a thin delivery's fetch link: the link is the credential
+    "/v1/fetch/{token}",
 }
 # A portal link is exchanged without a bearer token: the link is the credential.
 PUBLIC_POSTS = {"/v1/portal/exchange"}
@@ -284,6 +286,7 @@ def test_the_environment_the_code_reads(resources):
         "HOOKPOST_ENCRYPTION_KEY_SECRET_ID": "sealing-key",
         "HOOKPOST_APPLICATION_DATABASE_SECRET_ID": "app-secret",
         "HOOKPOST_USAGE_KEY_TAG": "hookpost-stack=hookpost",
+        "HOOKPOST_PUBLIC_URL_PARAMETER": "/hookpost/public-url",
     }
     environments = {name: function_environment(name, **computed) for name in FUNCTIONS}
     for environment in environments.values():
@@ -561,7 +564,15 @@ def test_policies_are_least_privilege(resources):
     assert properties(resources, "DeliverFunction")["Policies"] == [
         {"Ref": "ReadApplicationSecretPolicy"},
         {"Ref": "ReadEncryptionKeyPolicy"},
+        {"Ref": "ReadPublicUrlPolicy"},
     ]
+    [statement] = statements(properties(resources, "ReadPublicUrlPolicy")["PolicyDocument"])
+    assert statement["Action"] == "ssm:GetParameter"
+    assert statement["Resource"]["Fn::Sub"].endswith(":parameter/${AWS::StackName}/public-url")
+    public_url = properties(resources, "PublicUrlParameter")
+    assert public_url["Name"] == {"Fn::Sub": "/${AWS::StackName}/public-url"}
+    deliver_env = properties(resources, "DeliverFunction")["Environment"]["Variables"]
+    assert deliver_env["HOOKPOST_PUBLIC_URL_PARAMETER"] == public_url["Name"]
     assert properties(resources, "MigrateFunction")["Policies"] == [
         {"Ref": "ReadDatabaseSecretPolicy"},
         {"Ref": "ReadApplicationSecretPolicy"},
@@ -733,6 +744,7 @@ def test_the_transformed_template_has_no_dependency_cycle(template, monkeypatch)
         "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole",
         {"Ref": "ReadApplicationSecretPolicy"},
         {"Ref": "ReadEncryptionKeyPolicy"},
+        {"Ref": "ReadPublicUrlPolicy"},
     ]
     assert "Policies" not in deliver_role
     # A function's own security group replaces the Globals' one; the subnets stay.

@@ -62,6 +62,18 @@ def _secret(name: str, max_age_s: float | None = None) -> str:
     return secret_string(secret_id, max_age_s)
 
 
+def _public_url() -> str:
+    """HOOKPOST_PUBLIC_URL; on AWS the SSM parameter HOOKPOST_PUBLIC_URL_PARAMETER names (the
+    template cannot give the deliver function the API's URL directly: see template.yaml)."""
+    name = os.environ.get("HOOKPOST_PUBLIC_URL_PARAMETER")
+    if name:
+        from aws_lambda_powertools.utilities import parameters
+
+        return str(parameters.get_parameter(name)).rstrip("/")
+    port = os.environ.get("HOOKPOST_PORT") or 3000
+    return os.environ.get("HOOKPOST_PUBLIC_URL", "").rstrip("/") or f"http://127.0.0.1:{port}"
+
+
 @dataclass(frozen=True)
 class CircuitSettings:
     """The circuit breaker of every subscription (HOOKPOST_CIRCUIT_*). It opens after `failures`
@@ -141,8 +153,7 @@ class DeliverySettings:
             retry_jitter=_float("HOOKPOST_RETRY_JITTER", 0.2),
             subscription_share=_float("HOOKPOST_DELIVERY_SUBSCRIPTION_SHARE", 0.9),
             circuit=CircuitSettings.from_env(),
-            public_url=os.environ.get("HOOKPOST_PUBLIC_URL", "").rstrip("/")
-            or f"http://127.0.0.1:{os.environ.get('HOOKPOST_PORT') or 3000}",
+            public_url=_public_url(),
         )
 
 
