@@ -181,9 +181,9 @@ WHERE id = %(id)s AND application_id = %(application_id)s FOR UPDATE
 """
 
 # The attempts of one subscription not finished yet take the ordering key its new `ordering`
-# gives them (the event's key for per_key, none otherwise; a debounced subscription's keep it). The OR (not IN) lets the planner
-# combine partial indexes of pending and of in-flight attempts in a BitmapOr. It runs in the
-# PATCH's request: its cost grows with the subscription's backlog.
+# gives them (the event's key for per_key, none otherwise; a debounced subscription's keep it).
+# The OR (not IN) lets the planner combine partial indexes of pending and of in-flight attempts
+# in a BitmapOr. It runs in the PATCH's request: its cost grows with the subscription's backlog.
 SUBSCRIPTION_ORDERING_BACKFILL = """
 UPDATE attempts a
 SET ordering_key = k.ordering_key
@@ -193,7 +193,8 @@ CROSS JOIN LATERAL (
     SELECT CASE WHEN %(ordering)s = 'per_key' OR s.debounce_s IS NOT NULL
                 THEN coalesce(e.ordering_key, e.event_type) END AS ordering_key
 ) AS k
-WHERE s.id = %(id)s AND a.subscription_id = %(id)s AND (a.status = 'pending' OR a.status = 'in_flight')
+WHERE s.id = %(id)s AND a.subscription_id = %(id)s
+  AND (a.status = 'pending' OR a.status = 'in_flight')
   AND e.id = a.event_id AND a.ordering_key IS DISTINCT FROM k.ordering_key
 """
 
@@ -235,10 +236,10 @@ WHERE application_id = %(application_id)s AND enabled AND id = ANY(%(ids)s)
 # among the event's and its filter, if any, holds for the payload (`@@` is false, never an error,
 # for a payload the path does not fit). Attempts are due at the event's deliver_at (now when
 # absent or past), expire with it, carry its priority, and its ordering key when their
-# subscription orders per key or debounces. The candidate subscriptions are read with KEY SHARE locks (the
-# same lock the attempts' foreign keys take anyway): a PATCH of `ordering` (SUBSCRIPTION_LOCK)
-# then waits for this statement's transaction, or this statement waits for it and reads the
-# setting it committed.
+# subscription orders per key or debounces. The candidate subscriptions are read with KEY SHARE
+# locks (the same lock the attempts' foreign keys take anyway): a PATCH of `ordering`
+# (SUBSCRIPTION_LOCK) then waits for this statement's transaction, or this statement waits for
+# it and reads the setting it committed.
 #
 # Debounce: on a subscription with debounce_s, an event replaces the pending attempt (trigger
 # 'event', not due yet) of the same ordering key, which ends `superseded`, and is due debounce_s
