@@ -61,9 +61,20 @@ def console_url(database_url: str, ingest_handler) -> Iterator[str]:
     # One request at a time: the resolver keeps the current request in class attributes, as on
     # Lambda (`make dev` runs processes for concurrency).
     server = create_server(wsgi_app(ingest_handler), host="127.0.0.1", port=0, threads=1)
-    thread = threading.Thread(target=server.run, daemon=True)
+    stopping = threading.Event()
+
+    def serve() -> None:
+        try:
+            server.run()
+        except OSError:
+            # Closing the listening socket under the running loop ends it this way.
+            if not stopping.is_set():
+                raise
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.effective_port}"
+    stopping.set()
     server.close()
     thread.join(timeout=10)
 
