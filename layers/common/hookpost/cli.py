@@ -1,4 +1,4 @@
-"""The `hookpost` command: `migrate`, `dev`, `api`, `deliver`, `job`."""
+"""The `hookpost` command: `migrate`, `dev`, `api`, `deliver`, `job`, `receive`."""
 
 from __future__ import annotations
 
@@ -70,6 +70,20 @@ def parser() -> argparse.ArgumentParser:
         + "\n".join(f"  {name:<16}{does}" for name, does in JOBS.items()),
     )
     job.add_argument("name", choices=list(JOBS), metavar="NAME", help="one of the jobs above")
+    receive = command(
+        "receive",
+        "a receiver on loopback that prints every delivery it gets",
+        "Listen on 127.0.0.1 and print every webhook delivered to it: the path, the webhook-*\n"
+        "headers, the body and, with --secret, whether the signature verifies. For trying\n"
+        "Hookpost out: point a subscription at http://127.0.0.1:PORT/anything. Ctrl-C stops it.",
+    )
+    receive.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
+    receive.add_argument(
+        "--secret", help="the subscription's whsec_ secret, to check each delivery's signature"
+    )
+    receive.add_argument(
+        "--status", type=int, default=200, help="status to answer with (200; try 500 or 410)"
+    )
     return top
 
 
@@ -81,9 +95,13 @@ def main(argv: list[str] | None = None) -> int:
         print("DATABASE_URL is not set", file=sys.stderr)
         return 2
     if args.command == "migrate":
-        from hookpost.db.migrate import migrate
+        from hookpost.db.migrate import MigrationError, migrate
 
-        applied = migrate(os.environ["DATABASE_URL"])
+        try:
+            applied = migrate(os.environ["DATABASE_URL"])
+        except MigrationError as exc:
+            print(f"migrate: {exc}", file=sys.stderr)
+            return 1
         print("applied: " + (", ".join(applied) or "nothing pending"))
     elif args.command in ("dev", "api"):
         from hookpost.local.dev import run
@@ -97,6 +115,17 @@ def main(argv: list[str] | None = None) -> int:
         from hookpost.jobs import run_once
 
         print(json.dumps(run_once(args.name).as_dict()))
+    elif args.command == "receive":
+        from hookpost.local.receiver import serve
+
+        server = serve(args.port, status=args.status, secret=args.secret)
+        print(f"receiving on http://127.0.0.1:{args.port}/ (Ctrl-C stops)", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
     return 0
 
 

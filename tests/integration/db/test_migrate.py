@@ -153,3 +153,17 @@ def test_a_migration_waiting_on_a_long_transaction_times_out_and_tries_again(
         thread.join(timeout=30)
 
     assert result == [["9002_add_column"]]
+
+
+def test_hookpost_migrate_names_a_changed_file_and_fails(empty_database, monkeypatch, capsys):
+    from hookpost.cli import main
+
+    migrate(empty_database)
+    with psycopg.connect(empty_database) as conn:  # as if 0001 had been edited since it was applied
+        conn.execute(
+            "UPDATE schema_migrations SET checksum = 'edited' WHERE version = '0001_schema'"
+        )
+    monkeypatch.setenv("DATABASE_URL", empty_database)
+
+    assert main(["migrate"]) == 1
+    assert "0001_schema.sql differs from the one applied" in capsys.readouterr().err

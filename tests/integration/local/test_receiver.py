@@ -4,6 +4,9 @@ prints what a receiver gets and says whether the signature verifies."""
 from __future__ import annotations
 
 import io
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -59,3 +62,26 @@ def test_a_signature_made_with_another_secret_is_shown_invalid(printed):
     httpx.post(url + "/webhooks", content=BODY, headers=signed_headers(generate_secret()))
 
     assert "signature: INVALID" in out.getvalue()
+
+
+def test_hookpost_receive_prints_what_it_gets(tmp_path):
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hookpost.cli", "receive", "--port", str(port), "--secret", SECRET],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "receiving on" in process.stdout.readline()
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/hooks", content=BODY, headers=signed_headers(SECRET)
+        )
+        assert answer.status_code == 200
+        lines = [process.stdout.readline() for _ in range(6)]
+        assert lines[0].startswith("POST /hooks -> 200")
+        assert "  signature: valid\n" in lines
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
