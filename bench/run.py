@@ -728,6 +728,57 @@ def ingest(url: str, receiver: str) -> list[Figure]:
     return figures
 
 
+def outage(receiver: str) -> list[Figure]:
+    """How long a client waits for its 503 while the database is down: `hookpost api` against a
+    PostgreSQL of its own, stopped once the API serves. Baseline: the same request, database up."""
+    import shutil
+    import tempfile
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+        import pgserver
+
+    total = scaled(400)
+    parent = Path(tempfile.mkdtemp(prefix="hookpost-bench-outage-"))
+    os.chmod(parent, 0o755)  # as root, pgserver runs postgres as a user of its own
+    server = pgserver.get_server(parent / "data", cleanup_mode="stop")
+    running = True
+    try:
+        url = server.get_uri()
+        migrate(url)
+        with hookpost("api", url, limits="on") as api, httpx.Client(timeout=30) as client:
+            app, headers = tenant(api, receiver)
+            events = f"{api}/v1/applications/{app}/events"
+            body = {"event_type": "b.e", "payload": PAYLOAD}
+
+            def timed_ms(status: int) -> float:
+                started = time.perf_counter()
+                response = client.post(events, headers=headers, json=body)
+                assert response.status_code == status, response.status_code
+                return (time.perf_counter() - started) * 1000
+
+            up = [timed_ms(202) for _ in range(total)]
+            server.cleanup()
+            running = False
+            # Each API process finds it out on its first request; these are measured too.
+            down = [timed_ms(503) for _ in range(total)]
+    finally:
+        if running:
+            server.cleanup()
+        shutil.rmtree(parent, ignore_errors=True)
+    return [
+        Figure(
+            "503 during an outage, p99",
+            percentile(down, 99),
+            "ms",
+            percentile(up, 99),
+            "202 with the database up, p99",
+            "<= 100",
+        )
+    ]
+
+
 @contextlib.contextmanager
 def database() -> Iterator[str]:
     if os.environ.get("DATABASE_URL"):
@@ -752,6 +803,7 @@ FIGURES: dict[str, Callable[[str, str], list[Figure]]] = {
     "claims": lambda url, base: claim_latency(url),
     "filtered-ingest": lambda url, base: filtered_ingest(url, f"{base}/webhooks"),
     "batch-deliveries": lambda url, base: batch_deliveries(url, f"{base}/webhooks"),
+    "outage": lambda url, base: outage(f"{base}/webhooks"),
     "fairness": fairness,
 }
 

@@ -36,4 +36,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict[str, int]:
     ).as_dict()
     for name, value in summary.items():
         metrics.add_metric(name=METRIC_NAMES[name], unit=MetricUnit.Count, value=value)
+    # One a finished run, whatever it found to do: the template's alarm on its absence says
+    # that deliver is not running (throttled, failing, its schedule gone).
+    metrics.add_metric(name="Heartbeat", unit=MetricUnit.Count, value=1)
     return summary

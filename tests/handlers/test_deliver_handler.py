@@ -49,6 +49,7 @@ def test_deliver_schedule_sample(api, env, receiver, capsys, database_url):
             assert directive["Namespace"] == "Hookpost"
             emitted.update({m["Name"]: document[m["Name"]] for m in directive["Metrics"]})
     assert emitted["AttemptsSucceeded"] == [float(summary["succeeded"])]
+    assert emitted["Heartbeat"] == [1.0]
     assert len(emitted["DeliveryLatency"]) == summary["succeeded"]
     assert all(0 <= ms < 5000 for ms in emitted["DeliveryLatency"])
 

@@ -46,7 +46,9 @@ METRICS = {
     "AttemptsGaveUp": {"service": "deliver"},
     "AttemptsExpired": {"service": "deliver"},
     "DeliveryLatency": {"service": "deliver"},
+    "Heartbeat": {"service": "deliver"},
     "BacklogDepth": {"service": "scheduler", "job": "recover_leases"},
+    "OldestDueAgeSeconds": {"service": "scheduler", "job": "recover_leases"},
 }
 DATABASE_RESOURCES = {
     "DatabaseSecret",
@@ -59,6 +61,9 @@ DATABASE_RESOURCES = {
     "DatabaseProxyRole",
     "DatabaseProxy",
     "DatabaseProxyTargetGroup",
+    "DatabaseCpuAlarm",
+    "DatabaseCapacityAlarm",
+    "ProxyConnectionsAlarm",
 }
 
 
@@ -634,8 +639,15 @@ def test_the_dashboard_and_alarms_show_the_metrics_the_code_emits(resources):
     assert set(alarms) == {
         "GaveUpRateAlarm",
         "BacklogAlarm",
+        "OldestDueAgeAlarm",
+        "DeliverHeartbeatAlarm",
+        "DeliverThrottlesAlarm",
+        "DeliverDroppedRunsAlarm",
         "FunctionErrorsAlarm",
         "ApiServerErrorsAlarm",
+        "DatabaseCpuAlarm",
+        "DatabaseCapacityAlarm",
+        "ProxyConnectionsAlarm",
     }
     for alarm in alarms.values():
         for query in alarm["Properties"].get("Metrics", []):
@@ -659,6 +671,108 @@ def test_the_dashboard_and_alarms_show_the_metrics_the_code_emits(resources):
     }
     # The authorizer's refusals are errors to Lambda: its failures show as the API's 503s.
     assert watched == set(FUNCTIONS) - {"MigrateFunction", "AuthorizerFunction"}
+
+
+def alarm_metric(alarm: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """A single-metric alarm's namespace, metric name and dimensions."""
+    dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+    return alarm["Namespace"], alarm["MetricName"], dimensions
+
+
+def notifies(alarm: dict[str, Any]) -> list[Any]:
+    return alarm["AlarmActions"]
+
+
+def test_every_alarm_notifies_the_email_topic_and_the_topic_given(template, resources):
+    assert template["Parameters"]["AlarmTopicArn"]["Default"] == ""
+    assert template["Conditions"]["NotifiesTopic"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]
+    }
+    for name, alarm in of_type(resources, "AWS::CloudWatch::Alarm").items():
+        assert notifies(alarm["Properties"]) == [
+            {"Fn::If": ["NotifiesAlarms", {"Ref": "AlarmTopic"}, {"Ref": "AWS::NoValue"}]},
+            {"Fn::If": ["NotifiesTopic", {"Ref": "AlarmTopicArn"}, {"Ref": "AWS::NoValue"}]},
+        ], name
+
+
+def test_an_alarm_when_deliver_stops_running(resources):
+    alarm = properties(resources, "DeliverHeartbeatAlarm")
+    assert alarm_metric(alarm) == ("Hookpost", "Heartbeat", METRICS["Heartbeat"])
+    # Deliver emits one per finished run (functions/deliver/app.py); a run starts every minute:
+    # fewer than one in each of two 5-minute periods, or none reported at all, is an alarm.
+    assert (alarm["Statistic"], alarm["Period"], alarm["ComparisonOperator"]) == (
+        "Sum",
+        300,
+        "LessThanThreshold",
+    )
+    assert (alarm["Threshold"], alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (1, 2, 2)
+    assert alarm["TreatMissingData"] == "breaching"
+    deliver = (ROOT / "functions" / "deliver" / "app.py").read_text()
+    assert 'name="Heartbeat"' in deliver
+
+
+def test_alarms_when_deliver_runs_are_throttled_or_dropped(resources):
+    deliver = {"FunctionName": {"Ref": "DeliverFunction"}}
+    throttles = properties(resources, "DeliverThrottlesAlarm")
+    assert alarm_metric(throttles) == ("AWS/Lambda", "Throttles", deliver)
+    dropped = properties(resources, "DeliverDroppedRunsAlarm")
+    assert alarm_metric(dropped) == ("AWS/Lambda", "AsyncEventsDropped", deliver)
+    for alarm in (throttles, dropped):
+        assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"]) == (
+            "Sum",
+            "GreaterThanThreshold",
+            0,
+        )
+        # Quiet periods have no data: not an alarm.
+        assert alarm["TreatMissingData"] == "notBreaching"
+    # A throttled wake now and then is expected: only throttles in three periods running.
+    assert (throttles["EvaluationPeriods"], throttles["DatapointsToAlarm"]) == (3, 3)
+
+
+def test_an_alarm_on_the_age_of_the_oldest_due_attempt(template, resources):
+    alarm = properties(resources, "OldestDueAgeAlarm")
+    assert alarm_metric(alarm) == (
+        "Hookpost",
+        "OldestDueAgeSeconds",
+        METRICS["OldestDueAgeSeconds"],
+    )
+    assert (alarm["Statistic"], alarm["ComparisonOperator"]) == ("Maximum", "GreaterThanThreshold")
+    assert alarm["Threshold"] == {"Ref": "OldestDueAgeThreshold"}
+    assert template["Parameters"]["OldestDueAgeThreshold"]["Default"] == 900
+    # recover_leases reports it every minute: silence means the scheduler is not running.
+    assert alarm["TreatMissingData"] == "breaching"
+    assert "recover_leases" in {
+        rule["Properties"]["Input"].split('"')[3]
+        for rule in properties(resources, "SchedulerFunction")["Events"].values()
+    }
+
+
+def test_alarms_on_the_database_and_its_proxy_when_the_stack_makes_them(template, resources):
+    cluster = {"DBClusterIdentifier": {"Ref": "DatabaseCluster"}}
+    for name in ("DatabaseCpuAlarm", "DatabaseCapacityAlarm", "ProxyConnectionsAlarm"):
+        assert resources[name]["Condition"] == "CreatesDatabase", name
+    cpu = properties(resources, "DatabaseCpuAlarm")
+    assert alarm_metric(cpu) == ("AWS/RDS", "CPUUtilization", cluster)
+    assert (cpu["ComparisonOperator"], cpu["Threshold"]) == ("GreaterThanThreshold", 90)
+    capacity = properties(resources, "DatabaseCapacityAlarm")
+    assert alarm_metric(capacity) == ("AWS/RDS", "ServerlessDatabaseCapacity", cluster)
+    # At its largest capacity for a whole period (Minimum): it cannot scale any further.
+    assert (capacity["Statistic"], capacity["ComparisonOperator"], capacity["Threshold"]) == (
+        "Minimum",
+        "GreaterThanOrEqualToThreshold",
+        {"Ref": "DatabaseMaxCapacity"},
+    )
+    proxy = properties(resources, "ProxyConnectionsAlarm")
+    queries = {q["Id"]: q for q in proxy["Metrics"]}
+    assert queries["used"]["Expression"] == "100 * connections / allowed"
+    for query, metric in (
+        ("connections", "DatabaseConnections"),
+        ("allowed", "MaxDatabaseConnectionsAllowed"),
+    ):
+        watched = queries[query]["MetricStat"]["Metric"]
+        assert (watched["Namespace"], watched["MetricName"]) == ("AWS/RDS", metric)
+        assert watched["Dimensions"] == [{"Name": "ProxyName", "Value": {"Ref": "DatabaseProxy"}}]
+    assert (proxy["ComparisonOperator"], proxy["Threshold"]) == ("GreaterThanThreshold", 90)
 
 
 def test_tracing_and_logs(template, resources):

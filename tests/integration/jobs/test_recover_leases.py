@@ -19,6 +19,11 @@ def test_an_expired_lease_goes_back_to_pending_and_a_live_one_stays(db, tenant):
         db, event, subscription["id"], "in_flight", lease_expires_at=now + timedelta(minutes=10)
     )
 
+    waiting = insert_attempt(db, event, subscription["id"], "pending")
+    db.execute(
+        "UPDATE attempts SET due_at = now() - interval '2 minutes' WHERE id = %s", (waiting,)
+    )
+
     report = run_once("recover_leases")
 
     assert report.counts["leases_recovered"] >= 1
@@ -33,5 +38,9 @@ def test_an_expired_lease_goes_back_to_pending_and_a_live_one_stays(db, tenant):
     # The recovered attempt is due: the backlog counts it. Off AWS no deliver run is woken.
     assert report.counts["backlog_depth"] >= 1
     assert report.counts["deliver_runs_woken"] == 0
+    # And how long its oldest attempt has waited (OldestDueAgeSeconds, an alarm's metric).
+    assert report.counts["oldest_due_age_seconds"] >= 120
     # Nothing is left for a later test's deliver loop to pick up.
-    db.execute("UPDATE attempts SET status = 'failed' WHERE id = ANY(%s)", ([stale, live],))
+    db.execute(
+        "UPDATE attempts SET status = 'failed' WHERE id = ANY(%s)", ([stale, live, waiting],)
+    )

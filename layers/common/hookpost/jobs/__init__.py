@@ -1,7 +1,8 @@
 """The scheduler's jobs, one module each, run by name: by the scheduler Lambda (one EventBridge
 rule per job, the job named in the rule's input), by `hookpost job NAME`, and on their periods
 by `make dev`. Each reports counts of what it did; `run` logs them and adds them as metrics. A job
-that loops checks the stop event between steps, so that `make dev` stops promptly."""
+that loops checks the stop event between steps, so that `make dev` stops promptly. A count whose
+name ends in `_seconds` is a duration, and its metric is in seconds."""
 
 from __future__ import annotations
 
@@ -63,7 +64,8 @@ def run(
     log.info("%s: %s", name, summary, extra=report.as_dict())
     metrics.add_dimension(name="job", value=name)
     for key, value in counts.items():
-        metrics.add_metric(name=metric_name(key), unit=MetricUnit.Count, value=value)
+        unit = MetricUnit.Seconds if key.endswith("_seconds") else MetricUnit.Count
+        metrics.add_metric(name=metric_name(key), unit=unit, value=value)
     metrics.add_metric(name="Duration", unit=MetricUnit.Milliseconds, value=report.elapsed_ms)
     return report
 

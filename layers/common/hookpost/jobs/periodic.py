@@ -7,6 +7,7 @@ import threading
 import time
 
 from hookpost.config import get_settings
+from hookpost.db.pool import DatabaseUnavailable
 from hookpost.jobs import log, run_once
 
 
@@ -36,10 +37,12 @@ def run_periodically(stop: threading.Event) -> None:
         for job in schedule.take_due(time.monotonic()):
             if stop.is_set():
                 return
+            # One failed run must not end the schedule: the next comes on its period.
             try:
                 run_once(job, stop)
+            except DatabaseUnavailable as exc:  # an outage: one line a run, not a traceback
+                log.warning("job %s failed: %s", job, exc)
             except Exception:
-                # One failed run (the database restarting, say) must not end the schedule.
                 log.exception("job %s failed", job)
         wait = schedule.wait_s(time.monotonic())
         if wait is None:

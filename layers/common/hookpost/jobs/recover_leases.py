@@ -2,9 +2,10 @@
 go back to pending, to be claimed and sent again; pending attempts whose event expired end as
 `expired` (held ones too: a claim only meets the attempts it may send); subscriptions the claim
 queue lost track of are made ready again (see DELIVERY_RESYNC_READY). It also measures the
-backlog (due attempts not yet claimed: BacklogDepth, which the template's alarm watches) and, on
-AWS, starts extra deliver runs when it is deep, since the deliver schedule alone starts one a
-minute."""
+backlog (due attempts not yet claimed: BacklogDepth) and how long its oldest attempt has been
+due (OldestDueAgeSeconds, from the statement GET /v1/metrics reads), which the template's alarms
+watch, and, on AWS, starts extra deliver runs when it is deep, since the deliver schedule alone
+starts one a minute."""
 
 from __future__ import annotations
 
@@ -36,10 +37,12 @@ def run(conn: psycopg.Connection, settings: Settings, stop: threading.Event) -> 
     expired = expire(conn)
     resynced = resync_ready(conn)
     backlog = conn.execute(queries.BACKLOG_DEPTH, {"cap": BACKLOG_CAP}).fetchone()["depth"]
+    applications = conn.execute(queries.METRICS_APPLICATIONS).fetchall()
     return {
         "leases_recovered": recovered,
         "attempts_expired": expired,
         "subscriptions_resynced": resynced,
         "backlog_depth": backlog,
+        "oldest_due_age_seconds": round(max((a["oldest_due_s"] for a in applications), default=0)),
         "deliver_runs_woken": wake_deliver(runs_to_wake(backlog)),
     }
