@@ -71,6 +71,15 @@ CASES: list[tuple[str, Limits, Observed, Step]] = [
     ("claim_until reached", dataclasses.replace(LIMITS, claim_until=NOW), seen(**FRESH), Stop()),
     ("until_idle: idle", UNTIL_IDLE, seen(), Stop()),
     ("until_idle: requests on the wire", UNTIL_IDLE, seen(in_flight=3), Wait(1.0)),
+    # An answer not yet recorded can make more ready (the next head of a key, a probe's
+    # backlog): not idle until it is recorded and looked at again.
+    ("until_idle: outcomes not recorded", UNTIL_IDLE, seen(results_pending=1), Wait(1.0)),
+    (
+        "until_idle: idle after a record, recovery's resync looks once more",
+        UNTIL_IDLE,
+        seen(recorded_since_recovery=True),
+        Recover(),
+    ),
     ("until_idle: more may be due", UNTIL_IDLE, seen(more_due=True), Claim(100)),
     ("until_idle: capped, not drained", UNTIL_IDLE, seen(last_claim=SHARE_HELD), Wait(BUSY_WAIT_S)),
     ("idle, running on", LIMITS, seen(), Wait(1.0)),

@@ -135,6 +135,7 @@ class Worker:
         self._more_due = True
         self._last_claim = NO_CLAIM_YET
         self._recover_at = -math.inf  # a loop starts with a recovery
+        self._recorded_since_recovery = False
 
     def stop(self) -> None:
         """Stop claiming, finish or release what is held, and return from run(). Thread-safe."""
@@ -163,6 +164,7 @@ class Worker:
                 case Stop():
                     return
                 case Recover():
+                    self._recorded_since_recovery = False
                     await self._recover()
                     # Counted from the end, so that a recovery slower than recover_s never
                     # crowds out the claims.
@@ -182,6 +184,7 @@ class Worker:
             last_claim=self._last_claim,
             recover_at=self._recover_at,
             stop_requested=self._stop_requested,
+            recorded_since_recovery=self._recorded_since_recovery,
         )
 
     def _wake_if_claim_allowed(self) -> None:
@@ -303,6 +306,10 @@ class Worker:
         self.summary.succeeded += counts.get("succeeded", 0)
         self.summary.failed += counts.get("failed", 0)
         self.summary.gave_up += counts.get("gave_up", 0)
+        # A record can make more ready without a NOTIFY reaching a polling loop: the next head
+        # of a key, an open circuit's backlog once its probe succeeds, a retry due now.
+        self._more_due = True
+        self._recorded_since_recovery = True
         self._wake_if_claim_allowed()
 
     # Stopping

@@ -31,7 +31,7 @@ class Limits:
     a claim at most (never more than `concurrency`); under a backlog, a claim only once
     `refill_at` slots are free (at most `batch`), so that claims stay batches; `poll_s` between
     looks unless woken; nothing claimed from `claim_until` (a time.monotonic()) on; with
-    `until_idle`, a stop once nothing is due and nothing is in flight."""
+    `until_idle`, a stop once nothing is due, in flight or waiting to be recorded."""
 
     concurrency: int
     batch: int
@@ -84,7 +84,7 @@ class Observed:
     poll since the last claim, so a fresh event may be waiting; `more_due`, a claim may find
     something (set with maybe_fresh, by a recovery that returned attempts, and by a claim that
     was capped rather than drained); the last claim; when lease recovery is due; whether stop()
-    was called."""
+    was called; whether outcomes were recorded since the last recovery."""
 
     now: float
     in_flight: int
@@ -94,6 +94,7 @@ class Observed:
     last_claim: LastClaim
     recover_at: float
     stop_requested: bool = False
+    recorded_since_recovery: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,10 +127,19 @@ Step = Stop | Recover | Claim | Wait
 def next_step(limits: Limits, seen: Observed) -> Step:
     """Stop if asked, past claim_until, or (until_idle) idle; else recover if due; else claim
     if allowed; else wait."""
-    idle = seen.last_claim.drained and not seen.more_due and not seen.in_flight
+    idle = (
+        seen.last_claim.drained
+        and not seen.more_due
+        and not seen.in_flight
+        and not seen.results_pending
+    )
     past_deadline = limits.claim_until is not None and seen.now >= limits.claim_until
-    if seen.stop_requested or past_deadline or (limits.until_idle and idle):
+    if seen.stop_requested or past_deadline:
         return Stop()
+    if limits.until_idle and idle:
+        # A record can leave a subscription ready that no claim saw (its state row was held by
+        # a claim at that moment, so the record skipped it): the recovery's resync finds it.
+        return Recover() if seen.recorded_since_recovery else Stop()
     if seen.now >= seen.recover_at:
         return Recover()
     if may_claim(limits, seen):
