@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
-from hookpost.config import get_settings
+from hookpost.config import RateLimit, get_settings
 from hookpost.db import queries
 from hookpost.db.pool import connection
 from hookpost.errors import Conflict, FieldError, Invalid, TooLarge
@@ -27,10 +28,51 @@ FieldPrefix = Callable[[int], str]
 _declared_types: dict[tuple[uuid.UUID, str], dict[str, Any]] = {}
 
 
+@dataclass
+class Checks:
+    """A request's rate limits and API key, left to the ingest statement so that the request is
+    one round trip. `outcome` is what that statement said ('ok', 'throttled', 'unauthorized',
+    'not_found'), None while it has not run them (the caller must then check on its own)."""
+
+    key_hash: bytes
+    buckets: dict[str, RateLimit]
+    outcome: str | None = None
+    retry_after_s: float = 0.0
+    exhausted: list[str] = field(default_factory=list)
+
+
+class Refused(Exception):
+    """The ingest statement refused the request on its `Checks` (their `outcome` says why);
+    nothing was stored."""
+
+    def __init__(self, checks: Checks) -> None:
+        super().__init__(checks.outcome)
+        self.checks = checks
+
+
+def _check_params(checks: Checks | None) -> dict[str, Any]:
+    if checks is None or checks.outcome is not None:
+        return {"key_hash": None, "keys": [], "bursts": [], "rates": []}
+    keys = list(checks.buckets)
+    return {
+        "key_hash": checks.key_hash,
+        "keys": keys,
+        "bursts": [float(checks.buckets[k].burst) for k in keys],
+        "rates": [float(checks.buckets[k].per_s) for k in keys],
+    }
+
+
 def ingest(
-    application_id: uuid.UUID, events: list[EventIn], *, batch: bool
+    application_id: uuid.UUID,
+    events: list[EventIn],
+    *,
+    batch: bool,
+    checks: Checks | None = None,
 ) -> list[dict[str, Any]]:
     """Store events with one pending attempt per matching subscription; results in input order.
+
+    With `checks`, the same statement first spends the request's rate-limit tokens and checks its
+    key, raising Refused (nothing stored) when either refuses; `checks.outcome` then says they ran.
 
     Nothing is stored unless every event is valid (else Invalid, or TooLarge). An event_id seen
     before (earlier in this batch or in an earlier request) stores nothing and answers with the
@@ -56,8 +98,18 @@ def ingest(
             keys, documents = _documents(events, prefix, declared)
             stored = conn.execute(
                 queries.EVENTS_INGEST,
-                {"application_id": application_id, "events": "[" + ",".join(documents) + "]"},
+                {
+                    "application_id": application_id,
+                    "events": "[" + ",".join(documents) + "]",
+                    **_check_params(checks),
+                },
             ).fetchall()
+            if checks is not None and checks.outcome is None:
+                checks.outcome = stored[0]["outcome"] if stored else "ok"
+                if checks.outcome != "ok":
+                    checks.retry_after_s = stored[0]["retry_after_s"]
+                    checks.exhausted = list(stored[0]["exhausted"])
+                    raise Refused(checks)
             if not any(row["stale"] for row in stored):
                 break
         else:
@@ -73,9 +125,13 @@ def ingest(
     answers = []
     for index, key in enumerate(keys):
         first = first_index[key] == index
-        answer = {k: v for k, v in results[key].items() if k != "stale"}
+        answer = {k: v for k, v in results[key].items() if k in _ANSWERED}
         answers.append(answer if first else {**answer, "duplicate": True})
     return answers
+
+
+# What each result carries (the statement's rows say more: its outcome and checks).
+_ANSWERED = ("id", "event_id", "event_type", "attempts_created", "duplicate")
 
 
 def _cached_types(application_id: uuid.UUID, names: list[str]) -> dict[str, dict] | None:

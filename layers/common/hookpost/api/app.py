@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 
 from hookpost import __version__, limits
 from hookpost.api import openapi
-from hookpost.api.auth import authorize, authorize_middleware
+from hookpost.api.auth import Deferred, authorize, authorize_middleware, unauthorized
 from hookpost.api.responses import (
     PROBLEM_CONTENT_TYPE,
     Problem,
@@ -37,8 +38,10 @@ from hookpost.api.routes import (
     subscriptions,
 )
 from hookpost.config import get_settings
+from hookpost.credentials import API_KEY_PREFIX, bearer_token, hash_api_key
 from hookpost.db.pool import DatabaseUnavailable
 from hookpost.errors import Conflict, Invalid, NotFound, TooLarge
+from hookpost.ingest import Checks, Refused
 from hookpost.proxy_events import event_header
 
 logger = Logger(service="hookpost")
@@ -80,7 +83,10 @@ def build_resolver() -> APIGatewayRestResolver:
 
     @resolver.exception_handler(RequestValidationError)
     def invalid_request(exc: RequestValidationError) -> Response:
-        # Validation runs before any middleware; credentials still decide first.
+        # Validation runs before any middleware; credentials still decide first (for an
+        # ingest, with its limits, once the resolver has answered: `_answer`).
+        if Deferred.checks is not None:
+            return _validation_problem(exc)
         try:
             authorize(resolver)
         except Exception as refused:
@@ -167,6 +173,22 @@ def _unstorable(exc: psycopg.errors.DataError) -> Response:
     return problem_response(422, detail, slug="validation", errors=[field_error("body", detail)])
 
 
+def _refused(exc: Refused) -> Response:
+    checks = exc.checks
+    if checks.outcome == "throttled":
+        return _throttled(
+            limits.Throttled(limits.retry_after(checks.retry_after_s), checks.exhausted)
+        )
+    if checks.outcome == "unauthorized":
+        return unauthorized("invalid or revoked API key").to_response()
+    return _not_found(NotFound("application"))
+
+
+def _throttled(throttled: limits.Throttled) -> Response:
+    headers = {"Retry-After": str(throttled.retry_after_s)}
+    return problem_response(429, throttled.detail, slug="rate-limited", headers=headers)
+
+
 def _unexpected(exc: Exception) -> Response:
     logger.exception("unhandled error")
     return problem_response(500, "internal error", slug="internal")
@@ -180,6 +202,7 @@ EXCEPTION_HANDLERS: dict[type[Exception], Callable[[Any], Response]] = {
     Invalid: _invalid,
     Conflict: _conflict,
     TooLarge: _too_large,
+    Refused: _refused,
     DatabaseUnavailable: _database_unavailable,
     psycopg.errors.IntegrityError: _integrity,
     psycopg.errors.DataError: _unstorable,
@@ -202,11 +225,14 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def _answer(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    throttled = limits.check(event)
-    if throttled:
-        headers = {"Retry-After": str(throttled.retry_after_s)}
-        return _early_problem(429, throttled.detail, "rate-limited", headers)
     too_large = _body_too_large(event)
+    checks = None if too_large else _ingest_checks(event)
+    Deferred.checks = checks
+    if checks is None:
+        throttled = limits.check(event)
+        if throttled:
+            headers = {"Retry-After": str(throttled.retry_after_s)}
+            return _early_problem(429, throttled.detail, "rate-limited", headers)
     if too_large:
         return _early_problem(413, too_large, "payload-too-large")
     if event.get("body") and not _is_json(event):
@@ -216,7 +242,45 @@ def _answer(event: dict[str, Any], context: Any) -> dict[str, Any]:
         }
         event = {**event, "headers": {**headers, "Content-Type": "application/json"}}
         event.pop("multiValueHeaders", None)
-    return resolver.resolve(event, context)
+    response = resolver.resolve(event, context)
+    if checks is not None and checks.outcome is None:
+        return _checked_late(event, response)
+    return response
+
+
+# An event ingest: what the ingest statement can check itself (`Checks`).
+_INGEST_PATH = re.compile(r"/v1/applications/[^/]+/events(/batch)?/?")
+
+
+def _ingest_checks(event: dict[str, Any]) -> Checks | None:
+    """The key and limits of an ingest request with an application key, for the ingest statement
+    to check in the same round trip as it stores; None for any other request (checked first)."""
+    if event.get("httpMethod") != "POST" or not _INGEST_PATH.fullmatch(event.get("path") or ""):
+        return None
+    token = bearer_token(event_header(event, "authorization"))
+    if not token or not token.startswith(API_KEY_PREFIX) or token == get_settings().admin_token:
+        return None
+    settings = get_settings().limits
+    wanted = limits.buckets(event, settings.scopes) if settings.enabled else {}
+    return Checks(hash_api_key(token), wanted)
+
+
+def _checked_late(event: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+    """An ingest answered before its statement ran (invalid, say): its limits and key are
+    checked now, in the order every request has them, and their refusal is the answer."""
+    throttled = limits.check(event)
+    if throttled:
+        headers = {"Retry-After": str(throttled.retry_after_s)}
+        return _early_problem(429, throttled.detail, "rate-limited", headers)
+    try:
+        authorize(resolver)
+    except Problem as refused:
+        return _early_problem(refused.status, refused.detail, refused.slug or "", refused.headers)
+    except NotFound as missing:
+        return _early_problem(404, missing.detail, "not-found")
+    except (DatabaseUnavailable, psycopg.Error):
+        pass  # the route's answer stands: it could not reach the database either, or will say
+    return response
 
 
 def _early_problem(

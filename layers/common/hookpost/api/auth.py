@@ -14,6 +14,15 @@ from hookpost.api.responses import Problem
 from hookpost.credentials import Caller, bearer_token, identify
 from hookpost.errors import NotFound
 from hookpost.ids import parse_uuid
+from hookpost.ingest import Checks
+
+
+class Deferred:
+    """The current request's API key and rate limits when the ingest statement checks them
+    itself (`hookpost.api.app` decides), in a class attribute as powertools keeps the request:
+    one request at a time per process."""
+
+    checks: Checks | None = None
 
 
 def authorize(app: BaseRouter) -> None:
@@ -31,7 +40,7 @@ def authorize(app: BaseRouter) -> None:
     admin_route = metrics or len(parts) <= 3 or parts[3] == "api-keys"
     caller = _caller(app)
     if caller is None:
-        raise _unauthorized("invalid token" if admin_route else "invalid or revoked API key")
+        raise unauthorized("invalid token" if admin_route else "invalid or revoked API key")
     if admin_route != caller.is_admin:
         needed = "the admin token" if admin_route else "an application API key"
         raise Problem(403, f"this route needs {needed}", slug="forbidden")
@@ -45,18 +54,19 @@ def authorize(app: BaseRouter) -> None:
 def authorize_middleware(
     app: BaseRouter, next_middleware: Callable[[BaseRouter], Response]
 ) -> Response:
-    authorize(app)
+    if Deferred.checks is None:
+        authorize(app)
     return next_middleware(app)
 
 
 def _caller(app: BaseRouter) -> Caller | None:
     token = bearer_token(app.current_event.headers.get("authorization") or "")
     if token is None:
-        raise _unauthorized("a bearer token is required")
+        raise unauthorized("a bearer token is required")
     return identify(token)
 
 
-def _unauthorized(detail: str) -> Problem:
+def unauthorized(detail: str) -> Problem:
     return Problem(
         401, detail, slug="unauthorized", headers={"WWW-Authenticate": 'Bearer realm="hookpost"'}
     )

@@ -246,98 +246,12 @@ WHERE application_id = %(application_id)s AND enabled AND id = ANY(%(ids)s)
 # later, but no later than debounce_until: 10 x debounce_s after the first event of the chain,
 # carried from attempt to attempt. Of several events of one key in one request, only the last
 # is pending.
+# The statement is hookpost_ingest's (db/functions/035_ingest.sql), which first takes the
+# request's rate-limit buckets and checks its API key when given `key_hash` (NULL: already done).
 EVENTS_INGEST = """
-WITH input AS MATERIALIZED (
-    SELECT * FROM jsonb_to_recordset(%(events)s::jsonb) AS t(
-        ord integer, id uuid, event_id text, event_type text, payload jsonb, labels jsonb,
-        occurred_at timestamptz, type_version timestamptz, ordering_key text,
-        deliver_at timestamptz, expires_at timestamptz, priority smallint)
-),
--- The caller validated payloads against event types it may have cached: if any is gone,
--- inactive or changed since (another version), nothing is stored and it asks again.
-stale AS MATERIALIZED (
-    SELECT count(*) AS types FROM input i
-    LEFT JOIN event_types t ON t.application_id = %(application_id)s AND t.name = i.event_type
-    WHERE t.name IS NULL OR NOT t.active OR t.updated_at IS DISTINCT FROM i.type_version
-),
-candidates AS MATERIALIZED (
-    SELECT s.id, s.event_types, s.labels, s.ordering, s.debounce_s,
-           s.payload_filter::jsonpath AS payload_filter
-    FROM subscriptions s
-    WHERE s.application_id = %(application_id)s AND s.enabled
-      AND s.event_types && ((SELECT array_agg(DISTINCT event_type) FROM input) || '*'::text)
-    FOR KEY SHARE OF s
-),
-matched AS MATERIALIZED (
-    SELECT i.ord, s.id AS subscription_id, s.ordering, s.debounce_s,
-           row_number() OVER (PARTITION BY s.id, i.ordering_key ORDER BY i.ord DESC) = 1
-               AS last_of_key
-    FROM input i
-    JOIN candidates s ON s.event_types && ARRAY[i.event_type, '*'] AND i.labels @> s.labels
-     AND (s.payload_filter IS NULL OR i.payload @@ s.payload_filter)
-),
-inserted AS (
-    INSERT INTO events
-        (id, application_id, event_id, event_type, payload, labels, occurred_at, attempts_created,
-         ordering_key, deliver_at, expires_at, priority)
-    SELECT i.id, %(application_id)s, i.event_id, i.event_type, i.payload, i.labels, i.occurred_at,
-           (SELECT count(*) FROM matched m WHERE m.ord = i.ord),
-           i.ordering_key, i.deliver_at, i.expires_at, i.priority
-    FROM input i WHERE (SELECT types FROM stale) = 0 ORDER BY i.ord
-    ON CONFLICT ON CONSTRAINT events_idempotency_key DO NOTHING
-    RETURNING id, event_id, event_type, attempts_created
-),
-fan AS MATERIALIZED (
-    SELECT ins.id AS event_id, i.ordering_key, i.deliver_at, i.expires_at, i.priority,
-           m.subscription_id, m.ordering, m.debounce_s, m.last_of_key
-    FROM inserted ins JOIN input i ON i.id = ins.id JOIN matched m ON m.ord = i.ord
-),
--- Found by key through attempts_key_order_idx: on a debounced subscription attempts carry their
--- event's ordering key whatever the subscription's `ordering`.
-superseded AS (
-    UPDATE attempts a
-    SET status = 'superseded', finished_at = now(),
-        error = 'replaced by a newer event of its ordering key'
-    FROM (SELECT DISTINCT f.subscription_id, f.ordering_key FROM fan f
-          WHERE f.debounce_s IS NOT NULL) AS k
-    WHERE a.subscription_id = k.subscription_id AND a.ordering_key = k.ordering_key
-      AND a.status = 'pending' AND a.trigger = 'event' AND a.due_at > now()
-    RETURNING a.subscription_id, k.ordering_key, a.debounce_until
-),
-fanned_out AS (
-    INSERT INTO attempts
-        (application_id, event_id, subscription_id, status, due_at, expires_at, ordering_key,
-         priority, debounce_until, finished_at, error)
-    SELECT %(application_id)s, f.event_id, f.subscription_id,
-           CASE WHEN f.debounce_s IS NULL OR f.last_of_key THEN 'pending'
-                ELSE 'superseded' END::attempt_status,
-           CASE WHEN f.debounce_s IS NULL THEN greatest(f.deliver_at, now())
-                ELSE greatest(f.deliver_at, least(now() + make_interval(secs => f.debounce_s),
-                                                  d.until)) END,
-           f.expires_at,
-           CASE WHEN f.ordering = 'per_key' OR f.debounce_s IS NOT NULL THEN f.ordering_key END,
-           f.priority,
-           d.until,
-           CASE WHEN f.debounce_s IS NOT NULL AND NOT f.last_of_key THEN now() END,
-           CASE WHEN f.debounce_s IS NOT NULL AND NOT f.last_of_key
-                THEN 'replaced by a newer event of its ordering key' END
-    FROM fan f
-    CROSS JOIN LATERAL (
-        SELECT CASE WHEN f.debounce_s IS NOT NULL THEN coalesce(
-                   (SELECT min(x.debounce_until) FROM superseded x
-                    WHERE x.subscription_id = f.subscription_id
-                      AND x.ordering_key = f.ordering_key),
-                   now() + make_interval(secs => 10 * f.debounce_s)) END AS until
-    ) AS d
-    RETURNING 1
-),
-woken AS MATERIALIZED (
-    SELECT pg_notify('hookpost_attempts', '') FROM (SELECT FROM fanned_out LIMIT 1) AS created
-)
-SELECT id, event_id, event_type, attempts_created, false AS stale
-FROM inserted CROSS JOIN (SELECT count(*) FROM woken) AS wake
-UNION ALL
-SELECT NULL, NULL, NULL, NULL, true FROM stale WHERE types > 0
+SELECT outcome, retry_after_s, exhausted, id, event_id, event_type, attempts_created, stale
+FROM hookpost_ingest(%(application_id)s, %(key_hash)s, %(keys)s, %(bursts)s, %(rates)s,
+                     %(events)s::jsonb)
 """
 
 EVENTS_BY_KEY = """

@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.router import Router
 from psycopg.types.json import Jsonb
 
 from hookpost.api import models, scope
+from hookpost.api.auth import Deferred
 from hookpost.api.pagination import decode_id_cursor, page
 from hookpost.api.params import DEFAULT_LIMIT, AppId, Cursor, EventRef, EventUuid, Limit
 from hookpost.api.responses import json_response
@@ -50,7 +51,7 @@ def _ingested(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     },
 )
 def send_event(app_id: AppId, body: Annotated[EventIn, Body()]) -> Response[models.EventAccepted]:
-    (result,) = _ingested(ingest(app_id, [body], batch=False))
+    (result,) = _ingested(ingest(app_id, [body], batch=False, checks=Deferred.checks))
     return json_response(200 if result["duplicate"] else 202, result)
 
 
@@ -62,7 +63,9 @@ def send_event(app_id: AppId, body: Annotated[EventIn, Body()]) -> Response[mode
 def send_events(
     app_id: AppId, body: Annotated[models.EventBatchIn, Body()]
 ) -> Response[models.EventBatchAccepted]:
-    return json_response(202, {"data": _ingested(ingest(app_id, body.events, batch=True))})
+    return json_response(
+        202, {"data": _ingested(ingest(app_id, body.events, batch=True, checks=Deferred.checks))}
+    )
 
 
 LABEL_PREFIX = "label."
