@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import aiohttp
+import costs
 import httpx
 import psycopg
 from figures import Figure, percentile, table
@@ -779,6 +780,77 @@ def outage(receiver: str) -> list[Figure]:
     ]
 
 
+def delivery_cost(url: str, receiver: str) -> list[Figure]:
+    """Round trips, WAL bytes and backend CPU per attempt delivered by one deliver process with
+    statements unprepared (as on Lambda), against the minimal schema leasing and recording the
+    same number of attempts 100 at a time (bench/costs.py)."""
+    total = scaled(10_000)
+    settle_leftovers(url)
+    seed_attempts(url, receiver, total)
+    name = "bench-deliver-" + uuid.uuid4().hex[:8]
+    with (
+        costs.RoundTripProxy(url) as proxy,
+        costs.autovacuum_off(url, ["attempts", "subscription_state", "subscription_health"]),
+        psycopg.connect(url, autocommit=True) as admin,
+    ):
+        admin.execute("VACUUM ANALYZE attempts")
+        target = succeeded(url) + total
+        env = {
+            "DATABASE_URL": proxy.url(url),
+            "PGAPPNAME": name,
+            "HOOKPOST_PREPARE_STATEMENTS": "false",
+            "HOOKPOST_DELIVERY_CONCURRENCY": "100",
+            "HOOKPOST_DELIVERY_BATCH_SIZE": "100",
+            "HOOKPOST_ALLOW_PRIVATE_TARGETS": "true",
+        }
+        start, trips = costs.wal_lsn(admin), proxy.trips
+        with process([sys.executable, "-m", "hookpost.cli", "deliver"], env):
+            wait_for(lambda: succeeded(url) >= target, 600, "deliveries")
+            cpu = costs.backend_cpu_ms(admin, name)
+            trips = proxy.trips - trips
+            end = costs.wal_lsn(admin)
+        wal = costs.wal_bytes(admin, start, end)
+        by_relation = costs.wal_by_relation(admin, start, end)
+        body = admin.execute(
+            "SELECT response_body FROM attempts WHERE status = 'succeeded'"
+            " ORDER BY finished_at DESC LIMIT 1"
+        ).fetchone()[0]
+        minimal = costs.run_minimal(url, proxy, total, body)
+    log("WAL bytes per attempt delivered, by relation (Hookpost / minimal):")
+    for relation in sorted(
+        by_relation.keys() | minimal["by_relation"].keys(),
+        key=lambda r: -by_relation.get(r, 0),
+    ):
+        ours = by_relation.get(relation, 0) / total
+        log(f"  {relation}: {ours:,.0f} / {minimal['by_relation'].get(relation, 0):,.0f}")
+    return [
+        Figure(
+            "round trips per attempt delivered (claim + record over the batch)",
+            trips / total,
+            "round trips",
+            minimal["round_trips"],
+            "minimal: lease 100, record 100",
+            "ratio <= 2",
+        ),
+        Figure(
+            "WAL bytes per attempt delivered",
+            wal / total,
+            "bytes",
+            minimal["wal"],
+            "minimal schema, same work",
+            "ratio <= 1.5",
+        ),
+        Figure(
+            "PostgreSQL backend CPU per attempt delivered, unprepared",
+            cpu / total,
+            "ms",
+            minimal["cpu_ms"],
+            "minimal schema, same work",
+            "ratio <= 2",
+        ),
+    ]
+
+
 @contextlib.contextmanager
 def database() -> Iterator[str]:
     if os.environ.get("DATABASE_URL"):
@@ -803,6 +875,7 @@ FIGURES: dict[str, Callable[[str, str], list[Figure]]] = {
     "claims": lambda url, base: claim_latency(url),
     "filtered-ingest": lambda url, base: filtered_ingest(url, f"{base}/webhooks"),
     "batch-deliveries": lambda url, base: batch_deliveries(url, f"{base}/webhooks"),
+    "delivery-cost": lambda url, base: delivery_cost(url, f"{base}/webhooks"),
     "outage": lambda url, base: outage(f"{base}/webhooks"),
     "fairness": fairness,
 }

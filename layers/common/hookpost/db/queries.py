@@ -684,7 +684,9 @@ DELIVERY_LISTEN = "LISTEN hookpost_attempts"
 # The deliver loop's writes need not wait for the WAL flush (one fsync each): if PostgreSQL
 # crashes and loses the last moments of them, the attempts concerned are still pending or in
 # flight, and are sent again (delivery is at least once). Events are never written this way.
-DELIVERY_ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
+# set_config rather than SET LOCAL: the same for the rest of the transaction, without SET LOCAL's
+# warning in a pipeline's implicit transaction (no BEGIN: one round trip).
+DELIVERY_ASYNC_COMMIT = "SELECT set_config('synchronous_commit', 'off', true)"
 
 
 # Jobs, stats and limits

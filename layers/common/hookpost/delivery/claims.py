@@ -30,9 +30,11 @@ _RECOVER_CHUNK = 5000
 
 @contextmanager
 def _async_commit(conn: psycopg.Connection) -> Iterator[None]:
-    """A transaction that commits without waiting for the WAL flush (see DELIVERY_ASYNC_COMMIT);
-    pipelined, so BEGIN, SET LOCAL and the statement cost one round trip."""
-    with conn.pipeline(), conn.transaction():
+    """Statements that commit together without waiting for the WAL flush (see
+    DELIVERY_ASYNC_COMMIT), in one round trip: pipelined in autocommit, they are one implicit
+    transaction that the pipeline's one Sync, on leaving the block, commits. Their results are
+    read after the block."""
+    with conn.pipeline():
         conn.execute(queries.DELIVERY_ASYNC_COMMIT)
         yield
 
@@ -109,9 +111,9 @@ def claim(
         "holding": json.dumps({str(k): v for k, v in (holding or {}).items()}),
     }
     with _async_commit(conn):
-        attempts = conn.execute(queries.DELIVERY_CLAIM, params).fetchall()
-        in_s = conn.execute(queries.DELIVERY_NEXT_READY).fetchone()["in_s"]
-    return Claimed(attempts, next_ready(in_s))
+        claimed = conn.execute(queries.DELIVERY_CLAIM, params)
+        ready = conn.execute(queries.DELIVERY_NEXT_READY)
+    return Claimed(claimed.fetchall(), next_ready(ready.fetchone()["in_s"]))
 
 
 def record(
@@ -121,15 +123,15 @@ def record(
     many were recorded per status. Results whose claim no longer holds the attempt are
     dropped: the attempt was claimed again after its lease expired."""
     with _async_commit(conn):
-        rows = conn.execute(
+        recorded = conn.execute(
             queries.DELIVERY_RECORD,
             {
                 "results": json.dumps(results, default=str),
                 # hookpost_record raises operational events by these names.
                 "circuit": json.dumps({**asdict(circuit), "operational": RECORD_NAMES}),
             },
-        ).fetchall()
-    return {row["status"]: row["count"] for row in rows}
+        )
+    return {row["status"]: row["count"] for row in recorded.fetchall()}
 
 
 def resync_ready(conn: psycopg.Connection) -> int:
