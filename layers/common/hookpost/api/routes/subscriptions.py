@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -98,8 +100,9 @@ def _checked_event_types(names: list[str]) -> list[str]:
 
 # A PATCH that changes ordering may meet a deliver copy recording outcomes of the same
 # subscription in the other lock order; PostgreSQL then aborts one of the two, and this side
-# tries again.
-_ORDERING_CHANGE_TRIES = 3
+# tries again, after a growing, jittered pause (50 ms, 100 ms, ... doubled at random).
+_ORDERING_CHANGE_TRIES = 5
+_ORDERING_BACKOFF_S = 0.05
 
 _HEALTH_COLUMNS = (
     "circuit",
@@ -241,7 +244,7 @@ def _update_with_ordering(changes: dict[str, Any], params: dict[str, Any]) -> di
     """The update, and the ordering keys of the attempts not finished yet, in one transaction
     (see queries.SUBSCRIPTION_LOCK)."""
     with connection() as conn:
-        for _ in range(_ORDERING_CHANGE_TRIES):
+        for attempt in range(_ORDERING_CHANGE_TRIES):
             try:
                 with conn.transaction():
                     current = conn.execute(queries.SUBSCRIPTION_LOCK, params).fetchone()
@@ -258,7 +261,11 @@ def _update_with_ordering(changes: dict[str, Any], params: dict[str, Any]) -> di
                         )
                     return row
             except psycopg.errors.DeadlockDetected:
-                # Caught here, inside `connection()`, which would report it as an outage.
+                # Caught here, inside `connection()`, which would report it as an outage. The
+                # other side is an outcome being recorded (it holds attempts and waits for this
+                # row); it retries as well, so give it time to commit before locking again, or
+                # both meet in the same deadlock once more.
+                time.sleep(_ORDERING_BACKOFF_S * 2**attempt * (1 + random.random()))
                 continue
     raise Conflict("the subscription was busy being delivered to; send the change again")
 
