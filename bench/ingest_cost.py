@@ -1,11 +1,12 @@
 """What one ingested event costs, counted rather than timed where it can be: round trips, the
 handler's CPU as Lambda bills it, and the database's WAL bytes and backend CPU against a
 minimal schema doing the same logical work (store the event, one pending attempt for its one
-subscription) in the same run. `python bench/ingest_cost.py --profile` prints a cProfile of the
-in-process handler instead.
+subscription) in the same run. `python bench/ingest_cost.py` prints these figures alone;
+`--profile` prints a cProfile of the in-process handler instead.
 
 Everything runs in this process: the handler is called with API Gateway proxy events (no HTTP),
-with prepared statements off, as on Lambda behind RDS Proxy."""
+with prepared statements off, as on Lambda behind RDS Proxy; the round trips, WAL and backend
+CPU are measured with bench/costs.py's pieces."""
 
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ import os
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import costs
 import psycopg
 from figures import Figure
-from psycopg.rows import dict_row
 
 ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = {"invoice": "inv_1001", "amount": 4200, "currency": "EUR", "note": "x" * 200}
@@ -48,14 +50,25 @@ INSERT INTO minimal.attempts (event_id, subscription_id) SELECT e.id, %(sub)s FR
 """
 
 
-def _environment(url: str, limits: str) -> None:
+# The application_name of the handler's pooled connections, and of the minimal schema's: each
+# side's backend CPU is read from the backends so named (costs.backend_cpu_ms).
+HANDLER_NAME = "bench-ingest-" + uuid.uuid4().hex[:8]
+MINIMAL_NAME = "bench-ingest-minimal-" + uuid.uuid4().hex[:8]
+
+
+@contextlib.contextmanager
+def settings(url: str, limits: str) -> Iterator[None]:
+    """The handler's settings in this process (as on Lambda: statements unprepared), with a
+    fresh pool; the environment as it was afterwards, for the figures that follow."""
     from hookpost.config import get_settings
     from hookpost.db.pool import close_pool
 
+    saved = dict(os.environ)
     close_pool()
     os.environ.update(
         {
             "DATABASE_URL": url,
+            "PGAPPNAME": HANDLER_NAME,
             "HOOKPOST_ADMIN_TOKEN": ADMIN_TOKEN,
             "HOOKPOST_ALLOW_PRIVATE_TARGETS": "true",
             "HOOKPOST_LIMITS": limits,
@@ -64,6 +77,16 @@ def _environment(url: str, limits: str) -> None:
         }
     )
     get_settings.cache_clear()
+    try:
+        with warnings.catch_warnings():
+            # The Metrics decorator warns on every call that records nothing.
+            warnings.filterwarnings("ignore", message="No application metrics to publish")
+            yield
+    finally:
+        close_pool()
+        os.environ.clear()
+        os.environ.update(saved)
+        get_settings.cache_clear()
 
 
 def proxy_event(method: str, path: str, token: str, body: Any = None) -> dict[str, Any]:
@@ -128,30 +151,6 @@ def single_event(app: str, key: str) -> dict[str, Any]:
     return proxy_event("POST", f"/v1/applications/{app}/events", key, body)
 
 
-@contextlib.contextmanager
-def counted_round_trips() -> Iterator[list[int]]:
-    """Counts, in its one-element list, the round trips psycopg makes in this process: each
-    statement executed, and a BEGIN and a COMMIT per explicit transaction."""
-    count = [0]
-    execute, transaction = psycopg.Cursor.execute, psycopg.Connection.transaction
-
-    def counting_execute(self: psycopg.Cursor, *args: Any, **kwargs: Any) -> Any:
-        count[0] += 1
-        return execute(self, *args, **kwargs)
-
-    def counting_transaction(self: psycopg.Connection, *args: Any, **kwargs: Any) -> Any:
-        count[0] += 2
-        return transaction(self, *args, **kwargs)
-
-    psycopg.Cursor.execute = counting_execute  # type: ignore[method-assign]
-    psycopg.Connection.transaction = counting_transaction  # type: ignore[method-assign]
-    try:
-        yield count
-    finally:
-        psycopg.Cursor.execute = execute  # type: ignore[method-assign]
-        psycopg.Connection.transaction = transaction  # type: ignore[method-assign]
-
-
 def handler_cpu_ms(
     call: Callable[[dict[str, Any], Any], dict[str, Any]], make: Callable[[], dict], n: int
 ) -> float:
@@ -177,99 +176,95 @@ def bare_resolver() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     return resolver.resolve
 
 
-class Backend:
-    """One connection's server process: its WAL position and CPU (utime + stime from
-    /proc/<pid>/stat, readable when PostgreSQL runs on this machine)."""
-
-    def __init__(self, conn: psycopg.Connection) -> None:
-        self.conn = conn
-        self.pid = conn.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"]
-        self.tick = os.sysconf("SC_CLK_TCK")
-
-    def cpu_ms(self) -> float:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / self.tick * 1000
-
-    def wal(self) -> int:
-        query = "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn AS wal"
-        return int(self.conn.execute(query).fetchone()["wal"])
-
-
-def database_cost(url: str, app: str, key: str, sub: str, n: int) -> dict[str, float]:
-    """WAL bytes and backend CPU ms per event: Hookpost's ingest, through the handler with its
-    pool limited to one connection (so one backend does all of it), against the minimal schema's
-    one statement on a connection of its own, unprepared too."""
-    from hookpost.db.pool import connection
-
+def database_cost(url: str, app: str, key: str, sub: str, n: int) -> dict[str, Any]:
+    """WAL bytes (in total and by relation) and backend CPU ms per event: Hookpost's ingest
+    through the handler, against the minimal schema's one statement, unprepared too."""
     call = handler()
-    make = lambda: single_event(app, key)  # noqa: E731
     for _ in range(20):
-        call(make(), _Context())
-    with connection() as pooled:
-        backend = Backend(pooled)
-    # The handler's connection is back in the pool; with one connection it is the one used.
-    wal0, cpu0 = backend.wal(), backend.cpu_ms()
-    for _ in range(n):
-        answer = call(make(), _Context())
-        assert answer["statusCode"] == 202, answer
-    wal1, cpu1 = backend.wal(), backend.cpu_ms()
-    hookpost = {"wal": (wal1 - wal0) / n, "cpu": (cpu1 - cpu0) / n}
-    with psycopg.connect(
-        url, autocommit=True, prepare_threshold=None, row_factory=dict_row
-    ) as conn:
-        conn.execute(MINIMAL_SCHEMA)
-        minimal = Backend(conn)
-        payload = json.dumps(PAYLOAD)
-        params = lambda: {"id": uuid.uuid4(), "app": app, "sub": sub, "payload": payload}  # noqa: E731
-        for _ in range(20):
-            conn.execute(MINIMAL_INGEST, params())
-        wal0, cpu0 = minimal.wal(), minimal.cpu_ms()
+        call(single_event(app, key), _Context())
+    with psycopg.connect(url, autocommit=True) as admin:
+        start, cpu = costs.wal_lsn(admin), costs.backend_cpu_ms(admin, HANDLER_NAME)
         for _ in range(n):
-            conn.execute(MINIMAL_INGEST, params())
-        wal1, cpu1 = minimal.wal(), minimal.cpu_ms()
-    return {
-        "wal": hookpost["wal"],
-        "cpu": hookpost["cpu"],
-        "minimal_wal": (wal1 - wal0) / n,
-        "minimal_cpu": (cpu1 - cpu0) / n,
-    }
+            answer = call(single_event(app, key), _Context())
+            assert answer["statusCode"] == 202, answer
+        cpu = costs.backend_cpu_ms(admin, HANDLER_NAME) - cpu
+        end = costs.wal_lsn(admin)
+        ours = {
+            "wal": costs.wal_bytes(admin, start, end) / n,
+            "cpu": cpu / n,
+            "by_relation": costs.wal_by_relation(admin, start, end),
+        }
+        with psycopg.connect(
+            url, autocommit=True, prepare_threshold=None, application_name=MINIMAL_NAME
+        ) as conn:
+            conn.execute(MINIMAL_SCHEMA)
+            payload = json.dumps(PAYLOAD)
+
+            def params() -> dict[str, Any]:
+                return {"id": uuid.uuid4(), "app": app, "sub": sub, "payload": payload}
+
+            for _ in range(20):
+                conn.execute(MINIMAL_INGEST, params())
+            start, cpu = costs.wal_lsn(admin), costs.backend_cpu_ms(admin, MINIMAL_NAME)
+            for _ in range(n):
+                conn.execute(MINIMAL_INGEST, params())
+            cpu = costs.backend_cpu_ms(admin, MINIMAL_NAME) - cpu
+            end = costs.wal_lsn(admin)
+        minimal = {
+            "wal": costs.wal_bytes(admin, start, end) / n,
+            "cpu": cpu / n,
+            "by_relation": costs.wal_by_relation(admin, start, end),
+        }
+    return {"hookpost": ours, "minimal": minimal}
 
 
 def figures(url: str) -> list[Figure]:
-    from hookpost.db.pool import close_pool
-
-    n = int(2000 * float(os.environ.get("BENCH_SCALE", "1"))) or 1
-    os.environ["HOOKPOST_DB_POOL_SIZE"] = "1"
-    _environment(url, "on")
-    call = handler()
-    app, key, sub = tenant(call)
-    make = lambda: single_event(app, key)  # noqa: E731
-    call(make(), _Context())
-    with counted_round_trips() as count:
-        answer = call(make(), _Context())
-    assert answer["statusCode"] == 202, answer
-    trips_on = count[0]
-    _environment(url, "off")
-    with counted_round_trips() as count:
-        call(make(), _Context())
-    trips_off = count[0]
-    _environment(url, "on")
-    cpu = handler_cpu_ms(call, make, n)
-    bare = handler_cpu_ms(bare_resolver(), make, n)
-    db = database_cost(url, app, key, sub, n)
-    close_pool()
+    """Round trips per single-event request (through costs' counting proxy, limits on and off),
+    the handler's CPU per request against the bare resolver's, and the database's cost per
+    event against the minimal schema's; WAL by relation is logged."""
+    n = max(1, int(2000 * float(os.environ.get("BENCH_SCALE", "1"))))
+    trips = {}
+    with costs.RoundTripProxy(url) as proxy:
+        for limits in ("on", "off"):
+            with settings(proxy.url(url), limits):
+                call = handler()
+                app, key, _ = tenant(call)
+                for _ in range(5):
+                    call(single_event(app, key), _Context())
+                before = proxy.trips
+                for _ in range(100):
+                    answer = call(single_event(app, key), _Context())
+                    assert answer["statusCode"] == 202, answer
+                trips[limits] = (proxy.trips - before) / 100
+    with settings(url, "on"):
+        call = handler()
+        app, key, sub = tenant(call)
+        cpu = handler_cpu_ms(call, lambda: single_event(app, key), n)
+        bare = handler_cpu_ms(bare_resolver(), lambda: single_event(app, key), n)
+        db = database_cost(url, app, key, sub, n)
+    ours, minimal = db["hookpost"], db["minimal"]
+    print(
+        "[bench] WAL bytes per event ingested, by relation (Hookpost / minimal):", file=sys.stderr
+    )
+    relations = ours["by_relation"].keys() | minimal["by_relation"].keys()
+    for relation in sorted(relations, key=lambda r: -ours["by_relation"].get(r, 0)):
+        print(
+            f"[bench]   {relation}: {ours['by_relation'].get(relation, 0) / n:,.0f}"
+            f" / {minimal['by_relation'].get(relation, 0) / n:,.0f}",
+            file=sys.stderr,
+        )
     return [
         Figure(
-            "ingest round trips per single-event request, limits on",
-            trips_on,
+            "round trips per single-event ingest, limits on",
+            trips["on"],
             "round trips",
             1,
             "one statement",
             "<= 1",
         ),
         Figure(
-            "ingest round trips per single-event request, limits off",
-            trips_off,
+            "round trips per single-event ingest, limits off",
+            trips["off"],
             "round trips",
             1,
             "one statement",
@@ -281,21 +276,21 @@ def figures(url: str) -> list[Figure]:
             "ms",
             bare,
             "bare powertools resolver, trivial route",
-            "ratio <= 3",
+            "<= 0.5",
         ),
         Figure(
-            "PostgreSQL WAL bytes per event ingested",
-            db["wal"],
+            "WAL bytes per event ingested",
+            ours["wal"],
             "bytes",
-            db["minimal_wal"],
+            minimal["wal"],
             "minimal schema, same work",
             "ratio <= 1.5",
         ),
         Figure(
             "PostgreSQL backend CPU per event ingested, unprepared",
-            db["cpu"],
+            ours["cpu"],
             "ms",
-            db["minimal_cpu"],
+            minimal["cpu"],
             "minimal schema, same work, unprepared",
             "ratio <= 2",
         ),
@@ -306,23 +301,24 @@ def profile(url: str, n: int = 2000) -> None:
     import cProfile
     import pstats
 
-    _environment(url, "on")
-    call = handler()
-    app, key, _ = tenant(call)
-    make = lambda: single_event(app, key)  # noqa: E731
-    for _ in range(50):
-        call(make(), _Context())
-    profiler = cProfile.Profile(time.process_time)
-    profiler.enable()
-    for _ in range(n):
-        call(make(), _Context())
-    profiler.disable()
+    with settings(url, "on"):
+        call = handler()
+        app, key, _ = tenant(call)
+        for _ in range(50):
+            call(single_event(app, key), _Context())
+        profiler = cProfile.Profile(time.process_time)
+        profiler.enable()
+        for _ in range(n):
+            call(single_event(app, key), _Context())
+        profiler.disable()
     stats = pstats.Stats(profiler)
     print(f"{stats.total_calls / n:.0f} Python calls per request")
-    stats.sort_stats("cumulative").print_stats(60)
+    stats.sort_stats("tottime").print_stats(40)
 
 
 if __name__ == "__main__":
+    from figures import table
+
     from hookpost.db.migrate import migrate
     from hookpost.local.postgres import embedded_postgres
 
@@ -331,6 +327,4 @@ if __name__ == "__main__":
         if "--profile" in sys.argv:
             profile(url)
         else:
-            from figures import table
-
             print(table(figures(url)))

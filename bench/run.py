@@ -25,6 +25,7 @@ from pathlib import Path
 import aiohttp
 import costs
 import httpx
+import ingest_cost
 import psycopg
 from figures import Figure, percentile, table
 
@@ -865,6 +866,7 @@ def database() -> Iterator[str]:
 FIGURES: dict[str, Callable[[str, str], list[Figure]]] = {
     "ingest": lambda url, base: ingest(url, f"{base}/webhooks"),
     "token-bucket": lambda url, base: [token_bucket_cost(url)],
+    "ingest-cost": lambda url, base: ingest_cost.figures(url),
     "deliveries": lambda url, base: deliveries(url, f"{base}/webhooks"),
     # The contract's rate, and a lighter one: what latency is when the 2 cores are not
     # saturated by ingest itself.

@@ -96,14 +96,7 @@ def ingest(
                     raise
                 continue
             keys, documents = _documents(events, prefix, declared)
-            stored = conn.execute(
-                queries.EVENTS_INGEST,
-                {
-                    "application_id": application_id,
-                    "events": "[" + ",".join(documents) + "]",
-                    **_check_params(checks),
-                },
-            ).fetchall()
+            stored = _store(conn, application_id, documents, checks)
             if checks is not None and checks.outcome is None:
                 checks.outcome = stored[0]["outcome"] if stored else "ok"
                 if checks.outcome != "ok":
@@ -128,6 +121,33 @@ def ingest(
         answer = {k: v for k, v in results[key].items() if k in _ANSWERED}
         answers.append(answer if first else {**answer, "duplicate": True})
     return answers
+
+
+# The SQLSTATE hookpost_ingest raises when a rate-limit bucket it takes last is empty.
+THROTTLED_SQLSTATE = "HP429"
+
+
+def _store(
+    conn: psycopg.Connection,
+    application_id: uuid.UUID,
+    documents: list[str],
+    checks: Checks | None,
+) -> list[dict[str, Any]]:
+    """The ingest statement's rows; Refused when its last step found a bucket empty (which
+    undid everything: nothing stored, no token spent)."""
+    params = {
+        "application_id": application_id,
+        "events": "[" + ",".join(documents) + "]",
+        **_check_params(checks),
+    }
+    try:
+        return conn.execute(queries.EVENTS_INGEST, params).fetchall()
+    except psycopg.Error as exc:
+        if checks is None or exc.sqlstate != THROTTLED_SQLSTATE:
+            raise
+        seconds, *scopes = (exc.diag.message_detail or "1").split()
+        checks.outcome, checks.retry_after_s, checks.exhausted = "throttled", float(seconds), scopes
+        raise Refused(checks) from None
 
 
 # What each result carries (the statement's rows say more: its outcome and checks).

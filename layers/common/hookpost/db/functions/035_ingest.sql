@@ -1,15 +1,23 @@
--- One ingest request in one round trip: its rate-limit buckets, its API key, then the events
--- stored and fanned out, in one call (a function, so that the plans are kept in the server
--- session even where the client cannot prepare statements: RDS Proxy). One transaction: a 202
--- answered from its rows means committed.
+-- One ingest request in one round trip: its API key, the events stored and fanned out, and its
+-- rate-limit buckets, in one call (a function, so that the plans are kept in the server session
+-- even where the client cannot prepare statements: RDS Proxy). One transaction: a 202 answered
+-- from its rows means committed.
 --
--- p_key_hash NULL skips the key and the limits (a call again after a stale answer: they were
--- checked by the first call, whose tokens stay spent). Otherwise the buckets are taken first,
--- as for every request (hookpost_take_tokens, committed even when the key is then refused), and
--- a refusal is the one row answered: 'throttled' (retry_after_s, exhausted), 'unauthorized' (no
--- such key, or revoked: checked on every request, never cached) or 'not_found' (a key of
--- another application). Then, as one statement, what queries.py's comment on EVENTS_INGEST
--- describes: one row per event stored (outcome 'ok'), or one row with stale true.
+-- p_key_hash NULL skips the key and the limits (a call again after a stale answer: the first
+-- call checked them). A key unknown, revoked (checked on every request, never cached) or of
+-- another application still spends the request's tokens, as every request does, and is the
+-- one row answered: 'unauthorized' or 'not_found' (or 'throttled' when a bucket was empty).
+--
+-- The buckets are taken last. Every request of every copy takes the one shared global bucket
+-- with FOR UPDATE, and that lock lasts until commit: taken first it would queue every other
+-- request behind this one's whole insert (a batch of 500 included); taken last it is held from
+-- the take to the commit. A bucket found empty then raises SQLSTATE HP429 (DETAIL: seconds to
+-- wait, then the empty scopes, space-separated), which undoes the insert: nothing stored, no
+-- token spent. So that throttled callers do not pay for inserts undone, the buckets are first
+-- read without a lock, and a request that would be refused is refused before any insert.
+--
+-- The statement is what queries.py's comment on EVENTS_INGEST describes: one row per event
+-- stored (outcome 'ok'), or one row with stale true.
 CREATE OR REPLACE FUNCTION hookpost_ingest(
     p_application_id uuid, p_key_hash bytea, p_keys text[], p_bursts double precision[],
     p_rates double precision[], p_events jsonb)
@@ -21,24 +29,35 @@ LANGUAGE plpgsql AS $$
 DECLARE
     taken record;
     key_application uuid;
+    limited boolean := p_key_hash IS NOT NULL AND cardinality(p_keys) > 0;
 BEGIN
     IF p_key_hash IS NOT NULL THEN
-        IF cardinality(p_keys) > 0 THEN
-            SELECT * INTO taken FROM hookpost_take_tokens(p_keys, p_bursts, p_rates);
-            IF NOT taken.allowed THEN
-                RETURN QUERY SELECT 'throttled', taken.retry_after_s, taken.exhausted,
+        SELECT k.application_id INTO key_application FROM api_keys k
+        WHERE k.key_hash = p_key_hash AND k.revoked_at IS NULL;
+        IF key_application IS NULL OR key_application <> p_application_id
+           OR (limited AND EXISTS (
+               SELECT FROM rate_limit_buckets b
+               JOIN unnest(p_keys, p_bursts, p_rates) AS u(k, burst, per_s) ON u.k = b.key
+               WHERE least(u.burst, b.tokens + u.per_s
+                           * greatest(0, extract(epoch FROM now() - b.updated_at))) < 1))
+        THEN
+            IF limited THEN
+                -- Spent here, once: a bucket the read found empty may have refilled since.
+                limited := false;
+                SELECT * INTO taken FROM hookpost_take_tokens(p_keys, p_bursts, p_rates);
+                IF NOT taken.allowed THEN
+                    RETURN QUERY SELECT 'throttled', taken.retry_after_s, taken.exhausted,
+                        NULL::uuid, NULL::text, NULL::text, NULL::integer, NULL::boolean;
+                    RETURN;
+                END IF;
+            END IF;
+            IF key_application IS NULL OR key_application <> p_application_id THEN
+                RETURN QUERY SELECT CASE WHEN key_application IS NULL THEN 'unauthorized'
+                                         ELSE 'not_found' END,
+                    0::double precision, '{}'::text[],
                     NULL::uuid, NULL::text, NULL::text, NULL::integer, NULL::boolean;
                 RETURN;
             END IF;
-        END IF;
-        SELECT k.application_id INTO key_application FROM api_keys k
-        WHERE k.key_hash = p_key_hash AND k.revoked_at IS NULL;
-        IF key_application IS NULL OR key_application <> p_application_id THEN
-            RETURN QUERY SELECT CASE WHEN key_application IS NULL THEN 'unauthorized'
-                                     ELSE 'not_found' END,
-                0::double precision, '{}'::text[],
-                NULL::uuid, NULL::text, NULL::text, NULL::integer, NULL::boolean;
-            RETURN;
         END IF;
     END IF;
     RETURN QUERY
@@ -134,5 +153,12 @@ BEGIN
     FROM inserted ins CROSS JOIN (SELECT count(*) FROM woken) AS wake
     UNION ALL
     SELECT 'ok', 0, '{}', NULL, NULL, NULL, NULL, true FROM stale WHERE types > 0;
+    IF limited THEN
+        SELECT * INTO taken FROM hookpost_take_tokens(p_keys, p_bursts, p_rates);
+        IF NOT taken.allowed THEN
+            RAISE EXCEPTION 'rate limited' USING ERRCODE = 'HP429',
+                DETAIL = taken.retry_after_s || ' ' || array_to_string(taken.exhausted, ' ');
+        END IF;
+    END IF;
 END
 $$;
