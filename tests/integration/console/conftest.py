@@ -40,7 +40,7 @@ DELIVERY = {
 }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
         pytest.fail(

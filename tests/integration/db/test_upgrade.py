@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import hashlib
 import os
 import uuid
@@ -391,7 +392,10 @@ def deliver_from(env) -> Iterator[Callable[[str], Summary]]:
         env(DATABASE_URL=url, **FAST_DELIVERY)
         # One run: it is idle only once nothing is due, in flight or waiting to be recorded, so
         # an answer freeing the next of a key (or a probe's backlog) is sent in the same run.
-        summary = asyncio.run(Worker(listen=False, until_idle=True).run())
+        # In a thread of its own, as a deliver process runs it: the main thread may already
+        # have an event loop of another test's (Playwright's) running.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            summary = pool.submit(asyncio.run, Worker(listen=False, until_idle=True).run()).result()
         close_pool()
         return summary
 
