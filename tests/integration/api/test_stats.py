@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from hookpost.delivery import claims
 from hookpost.jobs import run_once
 from support_jobs import connect, insert_attempt, insert_event
+from support_process import wait_for
 
 
 @pytest.fixture
@@ -69,11 +71,64 @@ def test_the_current_hour_after_deliveries(db, tenant):
     current = body["data"][-1]
     assert current["start"] == rfc3339(datetime.now(UTC).replace(minute=0, second=0, microsecond=0))
     assert current["events"] == 3
-    assert current["attempts"] == {"succeeded": 3, "failed": 0, "gave_up": 0}
+    assert current["attempts"] == {
+        "succeeded": 3,
+        "failed": 0,
+        "gave_up": 0,
+        "superseded": 0,
+        "expired": 0,
+    }
     assert current["latency_ms"] == {"p50": 120, "p95": 120}
     assert body["refreshed_at"] is not None
     empty = body["data"][0]
     assert empty["events"] == 0 and empty["latency_ms"] == {"p50": None, "p95": None}
+
+
+def test_attempts_that_ended_unsent_are_counted_superseded_or_expired(db, tenant):
+    tenant.event_type()
+    tenant.subscription(debounce_s=60)
+    # Three quick edits of one record: the first two are replaced by the third, unsent.
+    for n in range(3):
+        tenant.send(payload={"edit": n}, ordering_key="order-1")
+    plain = tenant.subscription(event_types=["invoice.paid"])
+    expires_at = datetime.now(UTC) + timedelta(seconds=0.5)
+    dated = tenant.send(payload={"edit": 9}, ordering_key="order-2", expires_at=rfc3339(expires_at))
+    wait_for(lambda: datetime.now(UTC) > expires_at, timeout=5, what="the event's expiry")
+    # What the deliver loop does on each pass to attempts no claim reached before their expiry.
+    assert claims.expire(db) >= 1
+    statuses = db.execute(
+        "SELECT subscription_id, status::text AS status, finished_at FROM attempts"
+        " WHERE application_id = %s",
+        (tenant.id,),
+    ).fetchall()
+    assert sorted(r["status"] for r in statuses) == [
+        "expired",
+        "expired",
+        "pending",
+        "superseded",
+        "superseded",
+    ]
+    assert all(r["finished_at"] is not None for r in statuses if r["status"] != "pending")
+    assert any(str(r["subscription_id"]) == plain["id"] for r in statuses)
+    run_once("refresh_views")
+
+    hours = tenant.get("/stats").json()["data"]
+    days = tenant.get("/stats", params={"granularity": "day"}).json()["data"]
+
+    def totals(buckets: list[dict]) -> dict[str, int]:
+        return {k: sum(b["attempts"][k] for b in buckets) for k in buckets[0]["attempts"]}
+
+    unsent = {"succeeded": 0, "failed": 0, "gave_up": 0, "superseded": 2, "expired": 2}
+    assert dated["attempts_created"] == 2
+    assert sum(b["events"] for b in hours) == 4
+    assert totals(hours) == unsent
+    assert totals(days) == unsent
+    assert (
+        "expired"
+        in tenant.api.get("/v1/openapi.json").json()["components"]["schemas"]["StatsAttempts"][
+            "properties"
+        ]
+    )
 
 
 def test_days_roll_hours_up_with_percentiles_of_the_whole_day(db, tenant, day):
@@ -98,7 +153,13 @@ def test_days_roll_hours_up_with_percentiles_of_the_whole_day(db, tenant, day):
     first, second = body["data"]
     assert first["start"] == rfc3339(day)
     assert first["events"] == 8
-    assert first["attempts"] == {"succeeded": 7, "failed": 1, "gave_up": 0}
+    assert first["attempts"] == {
+        "succeeded": 7,
+        "failed": 1,
+        "gave_up": 0,
+        "superseded": 0,
+        "expired": 0,
+    }
     # Of all seven: 40 and 1000 (the hours' own p50s, 30 and 100, average to 65: wrong).
     assert first["latency_ms"]["p50"] == 40
     assert first["latency_ms"]["p95"] == latency_bucket(db, 1000)

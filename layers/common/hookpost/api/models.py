@@ -451,6 +451,10 @@ class StatsAttempts(BaseModel):
     succeeded: int
     failed: int
     gave_up: int
+    superseded: int = Field(
+        description="replaced, not sent, by a newer event of their ordering key (`debounce_s`)"
+    )
+    expired: int = Field(description="not sent before their event's `expires_at`")
 
 
 class StatsLatency(BaseModel):

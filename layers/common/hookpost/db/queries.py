@@ -723,13 +723,15 @@ WITH finished AS MATERIALIZED (
     SELECT application_id, date_trunc('hour', finished_at, 'UTC') AS hour, status, elapsed_ms
     FROM attempts
     WHERE finished_at >= %(lo)s AND finished_at < %(hi)s
-      AND status IN ('succeeded', 'failed', 'gave_up')
+      AND status IN ('succeeded', 'failed', 'gave_up', 'superseded', 'expired')
 ),
 attempt_counts AS (
     SELECT application_id, hour,
            count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
            count(*) FILTER (WHERE status = 'failed') AS failed,
            count(*) FILTER (WHERE status = 'gave_up') AS gave_up,
+           count(*) FILTER (WHERE status = 'superseded') AS superseded,
+           count(*) FILTER (WHERE status = 'expired') AS expired,
            percentile_disc(0.5) WITHIN GROUP (ORDER BY elapsed_ms)
                FILTER (WHERE status = 'succeeded') AS p50_ms,
            percentile_disc(0.95) WITHIN GROUP (ORDER BY elapsed_ms)
@@ -753,7 +755,8 @@ event_counts AS (
 fresh AS MATERIALIZED (
     SELECT application_id, hour, coalesce(e.events, 0) AS events,
            coalesce(a.succeeded, 0) AS succeeded, coalesce(a.failed, 0) AS failed,
-           coalesce(a.gave_up, 0) AS gave_up, a.p50_ms, a.p95_ms,
+           coalesce(a.gave_up, 0) AS gave_up, coalesce(a.superseded, 0) AS superseded,
+           coalesce(a.expired, 0) AS expired, a.p50_ms, a.p95_ms,
            coalesce(h.latency_ms, '{}') AS latency_ms,
            coalesce(h.latency_count, '{}') AS latency_count
     FROM event_counts e
@@ -769,19 +772,22 @@ emptied AS (
 ),
 written AS (
     INSERT INTO stats_hourly AS s (application_id, hour, events, succeeded, failed, gave_up,
-                                   p50_ms, p95_ms, latency_ms, latency_count)
-    SELECT application_id, hour, events, succeeded, failed, gave_up, p50_ms, p95_ms,
-           latency_ms, latency_count
+                                   superseded, expired, p50_ms, p95_ms, latency_ms,
+                                   latency_count)
+    SELECT application_id, hour, events, succeeded, failed, gave_up, superseded, expired,
+           p50_ms, p95_ms, latency_ms, latency_count
     FROM fresh
     ON CONFLICT ON CONSTRAINT stats_hourly_pkey DO UPDATE
     SET events = excluded.events, succeeded = excluded.succeeded, failed = excluded.failed,
-        gave_up = excluded.gave_up, p50_ms = excluded.p50_ms, p95_ms = excluded.p95_ms,
+        gave_up = excluded.gave_up, superseded = excluded.superseded,
+        expired = excluded.expired, p50_ms = excluded.p50_ms, p95_ms = excluded.p95_ms,
         latency_ms = excluded.latency_ms, latency_count = excluded.latency_count
-    WHERE (s.events, s.succeeded, s.failed, s.gave_up, s.p50_ms, s.p95_ms, s.latency_ms,
-           s.latency_count)
+    WHERE (s.events, s.succeeded, s.failed, s.gave_up, s.superseded, s.expired, s.p50_ms,
+           s.p95_ms, s.latency_ms, s.latency_count)
           IS DISTINCT FROM (excluded.events, excluded.succeeded, excluded.failed,
-                            excluded.gave_up, excluded.p50_ms, excluded.p95_ms,
-                            excluded.latency_ms, excluded.latency_count)
+                            excluded.gave_up, excluded.superseded, excluded.expired,
+                            excluded.p50_ms, excluded.p95_ms, excluded.latency_ms,
+                            excluded.latency_count)
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM emptied) AS emptied
@@ -800,7 +806,9 @@ STATS_REFRESHED_AT = "SELECT refreshed_at FROM stats_refresh"
 # One application's hourly buckets at the given starts, zeros where nothing happened.
 STATS_HOURS = """
 SELECT b.start, coalesce(s.events, 0) AS events, coalesce(s.succeeded, 0) AS succeeded,
-       coalesce(s.failed, 0) AS failed, coalesce(s.gave_up, 0) AS gave_up, s.p50_ms, s.p95_ms
+       coalesce(s.failed, 0) AS failed, coalesce(s.gave_up, 0) AS gave_up,
+       coalesce(s.superseded, 0) AS superseded, coalesce(s.expired, 0) AS expired,
+       s.p50_ms, s.p95_ms
 FROM unnest(%(starts)s::timestamptz[]) AS b(start)
 LEFT JOIN stats_hourly s ON s.application_id = %(application_id)s AND s.hour = b.start
 ORDER BY b.start
@@ -811,13 +819,13 @@ ORDER BY b.start
 STATS_DAYS = """
 WITH hours AS (
     SELECT date_trunc('day', hour, 'UTC') AS start, events, succeeded, failed, gave_up,
-           latency_ms, latency_count
+           superseded, expired, latency_ms, latency_count
     FROM stats_hourly
     WHERE application_id = %(application_id)s AND hour >= %(lo)s AND hour < %(hi)s
 ),
 totals AS (
     SELECT start, sum(events) AS events, sum(succeeded) AS succeeded, sum(failed) AS failed,
-           sum(gave_up) AS gave_up
+           sum(gave_up) AS gave_up, sum(superseded) AS superseded, sum(expired) AS expired
     FROM hours GROUP BY start
 ),
 latency AS (
@@ -829,6 +837,7 @@ latency AS (
 )
 SELECT b.start, coalesce(t.events, 0) AS events, coalesce(t.succeeded, 0) AS succeeded,
        coalesce(t.failed, 0) AS failed, coalesce(t.gave_up, 0) AS gave_up,
+       coalesce(t.superseded, 0) AS superseded, coalesce(t.expired, 0) AS expired,
        coalesce(l.latency_ms, '{}') AS latency_ms, coalesce(l.latency_count, '{}') AS latency_count
 FROM unnest(%(starts)s::timestamptz[]) AS b(start)
 LEFT JOIN totals t USING (start)

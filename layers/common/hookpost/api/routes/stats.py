@@ -89,6 +89,8 @@ def _bucket(row: dict[str, Any], p50: int | None, p95: int | None) -> dict[str, 
     return {
         "start": row["start"],
         "events": row["events"],
-        "attempts": {k: row[k] for k in ("succeeded", "failed", "gave_up")},
+        "attempts": {
+            k: row[k] for k in ("succeeded", "failed", "gave_up", "superseded", "expired")
+        },
         "latency_ms": {"p50": p50, "p95": p95},
     }
