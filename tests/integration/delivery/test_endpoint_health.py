@@ -96,7 +96,13 @@ def test_a_high_failure_ratio_opens_the_circuit_without_a_streak(
     with delivering():
         for _ in range(8):
             event = tenant.send()
-            wait_for(lambda e=event: attempts_of(tenant, e["id"])[-1]["status"] != "pending")
+            # Recorded, not only sent: the record is what may open the circuit, and an event
+            # sent after it opened would be held for the whole cool-down.
+            wait_for(
+                lambda e=event: (
+                    attempts_of(tenant, e["id"])[-1]["status"] not in ("pending", "in_flight")
+                )
+            )
             if health_of(tenant, subscribed)["circuit"] == "open":
                 break
         wait_for(lambda: health_of(tenant, subscribed)["circuit"] == "open", what="an open circuit")

@@ -292,11 +292,10 @@ FROM events {where} ORDER BY id DESC LIMIT %(limit)s
 # matches no operational `hookpost.` type; filters apply). They are due now, never expire and
 # carry the event's priority; per_key subscriptions get the event's ordering key. The
 # subscriptions are locked as in EVENTS_INGEST.
-# A replay is someone asking for a delivery now: `probed` makes an open circuit of each
-# subscription probe at once instead of after its cool-down (the probe is whichever attempt is
-# due first; success lets everything held, these included, flow), and `ready_to_probe` puts the
-# subscription in line for the next claim. ATTEMPT_RETRY does the same. NOTIFY wakes the deliver
-# loops, as in EVENTS_INGEST. `scope` narrows it to a portal session's subscriptions ('{}' for
+# A replay is someone asking for a delivery now: hookpost_deliver_now (db/functions/
+# 075_deliver_now.sql) makes an open circuit of each subscription probe at once, puts it in line
+# for the next claim and wakes the deliver loops; ATTEMPT_RETRY, SUBSCRIPTION_RECOVER and
+# SUBSCRIPTION_TEST call it too. `scope` narrows it to a portal session's subscriptions ('{}' for
 # everyone else).
 EVENT_REPLAY = """
 WITH created AS (
@@ -318,22 +317,9 @@ WITH created AS (
                ELSE s.id = ANY(%(subscription_ids)s::uuid[]) END
     FOR KEY SHARE OF s
     RETURNING id, subscription_id
-),
-probed AS (
-    UPDATE subscription_health SET probe_at = now()
-    WHERE subscription_id IN (SELECT subscription_id FROM created)
-      AND circuit = 'open' AND probe_at > now()
-    RETURNING subscription_id
-),
-ready_to_probe AS (
-    UPDATE subscription_state SET ready_at = now()
-    WHERE subscription_id IN (SELECT subscription_id FROM probed)
-    RETURNING 1
-),
-woken AS MATERIALIZED (
-    SELECT pg_notify('hookpost_attempts', '') FROM (SELECT FROM created LIMIT 1) AS any_created
 )
-SELECT id FROM created CROSS JOIN (SELECT count(*) FROM woken) AS wake
+SELECT id FROM created
+CROSS JOIN (SELECT hookpost_deliver_now(array_agg(subscription_id)) FROM created) AS now_due
 """
 
 # A thin delivery's fetch link (hookpost.links): the event, if it was sent to the subscription
@@ -394,20 +380,9 @@ WITH created AS (
     RETURNING id, event_id, subscription_id, status::text AS status, try_number, trigger, due_at,
               created_at, started_at, finished_at, response_status, response_headers,
               response_body, elapsed_ms, error, batch_id
-),
-probed AS (
-    UPDATE subscription_health SET probe_at = now()
-    WHERE subscription_id IN (SELECT subscription_id FROM created)
-      AND circuit = 'open' AND probe_at > now()
-    RETURNING subscription_id
-),
-ready_to_probe AS (
-    UPDATE subscription_state SET ready_at = now()
-    WHERE subscription_id IN (SELECT subscription_id FROM probed)
-    RETURNING 1
-),
-woken AS MATERIALIZED (SELECT pg_notify('hookpost_attempts', '') FROM created)
-SELECT created.* FROM created CROSS JOIN (SELECT count(*) FROM woken) AS wake
+)
+SELECT created.* FROM created
+CROSS JOIN (SELECT hookpost_deliver_now(array_agg(subscription_id)) FROM created) AS now_due
 """
 
 # Recover: one new attempt, due now, of every event whose last attempt to the subscription
@@ -440,22 +415,9 @@ created AS (
     WHERE s.id = %(id)s AND s.application_id = %(application_id)s
     FOR KEY SHARE OF s
     RETURNING id, subscription_id
-),
-probed AS (
-    UPDATE subscription_health SET probe_at = now()
-    WHERE subscription_id IN (SELECT subscription_id FROM created)
-      AND circuit = 'open' AND probe_at > now()
-    RETURNING subscription_id
-),
-ready_to_probe AS (
-    UPDATE subscription_state SET ready_at = now()
-    WHERE subscription_id IN (SELECT subscription_id FROM probed)
-    RETURNING 1
-),
-woken AS MATERIALIZED (
-    SELECT pg_notify('hookpost_attempts', '') FROM (SELECT FROM created LIMIT 1) AS any_created
 )
-SELECT count(*) AS attempts_created FROM created CROSS JOIN (SELECT count(*) FROM woken) AS wake
+SELECT count(*) AS attempts_created FROM created
+CROSS JOIN (SELECT hookpost_deliver_now(array_agg(subscription_id)) FROM created) AS now_due
 """
 
 # A test delivery: an event of its own (labelled as the subscription, so a portal scoped to it
@@ -482,20 +444,9 @@ created AS (
            CASE WHEN s.ordering = 'per_key' THEN event.event_type END
     FROM s CROSS JOIN event
     RETURNING id, subscription_id
-),
-probed AS (
-    UPDATE subscription_health SET probe_at = now()
-    WHERE subscription_id IN (SELECT subscription_id FROM created)
-      AND circuit = 'open' AND probe_at > now()
-    RETURNING subscription_id
-),
-ready_to_probe AS (
-    UPDATE subscription_state SET ready_at = now()
-    WHERE subscription_id IN (SELECT subscription_id FROM probed)
-    RETURNING 1
-),
-woken AS MATERIALIZED (SELECT pg_notify('hookpost_attempts', '') FROM created)
-SELECT created.id AS attempt_id FROM created CROSS JOIN (SELECT count(*) FROM woken) AS wake
+)
+SELECT created.id AS attempt_id FROM created
+CROSS JOIN (SELECT hookpost_deliver_now(array_agg(subscription_id)) FROM created) AS now_due
 """
 
 # Portal sessions (hookpost.credentials): tokens and links are looked up by their SHA-256.
