@@ -211,3 +211,67 @@ def test_headers_cache_and_weight(console_url):
     assert total < 300 * 1024, total
     assert httpx.get(f"{console_url}/console/assets/x/nothing.js").status_code == 404
     assert httpx.get(f"{console_url}/console/assets/x/index.html").status_code == 404
+
+
+def test_shaping_a_subscription_through_its_page_is_kept(page, console_url, tenant):
+    """Filter, batch, debounce and payload are set on the page, stored, and shown after a reload;
+    emptying them clears them. Superseded attempts can be listed."""
+    sub = tenant.subscription()
+    sign_in(page, console_url, tenant.key, tenant.id)
+    url = f"{console_url}/console#/apps/{tenant.id}/subscriptions/{sub['id']}"
+    page.goto(url)
+    page.fill("textarea[name=filter]", '$.amount >= 100 && $.currency == "EUR"')
+    page.fill("input[name=batch_max_events]", "50")
+    page.fill("input[name=batch_max_wait_ms]", "250")
+    page.fill("input[name=debounce_s]", "15")
+    page.select_option("select[name=payload]", "thin")
+    page.click("button[type=submit]")
+    expect(page.locator("main")).to_contain_text("Saved.")
+    stored = tenant.get(f"/subscriptions/{sub['id']}").json()
+    assert stored["filter"] == '$.amount >= 100 && $.currency == "EUR"'
+    assert stored["batch"] == {"max_events": 50, "max_wait_ms": 250}
+    assert (stored["debounce_s"], stored["payload"]) == (15, "thin")
+
+    page.reload()
+    expect(page.locator("textarea[name=filter]")).to_have_value(
+        '$.amount >= 100 && $.currency == "EUR"'
+    )
+    expect(page.locator("input[name=batch_max_events]")).to_have_value("50")
+    expect(page.locator("input[name=batch_max_wait_ms]")).to_have_value("250")
+    expect(page.locator("input[name=debounce_s]")).to_have_value("15")
+    expect(page.locator("select[name=payload]")).to_have_value("thin")
+
+    # A bad filter is refused with the API's reason, and nothing changes.
+    page.fill("textarea[name=filter]", "$.amount >>> 1")
+    page.click("button[type=submit]")
+    expect(page.locator(".notice.error")).to_contain_text("filter")
+    assert tenant.get(f"/subscriptions/{sub['id']}").json()["filter"] == stored["filter"]
+
+    # Emptied fields clear what was set.
+    page.reload()
+    page.fill("textarea[name=filter]", "")
+    page.fill("input[name=batch_max_events]", "")
+    page.fill("input[name=batch_max_wait_ms]", "")
+    page.fill("input[name=debounce_s]", "")
+    page.click("button[type=submit]")
+    expect(page.locator("main")).to_contain_text("Saved.")
+    cleared = tenant.get(f"/subscriptions/{sub['id']}").json()
+    assert (cleared["filter"], cleared["batch"], cleared["debounce_s"]) == (None, None, None)
+
+    page.goto(f"{console_url}/console#/apps/{tenant.id}/attempts")
+    options = page.locator("select[name=status] option").all_text_contents()
+    assert {"superseded", "expired"} <= set(options)
+
+
+def test_an_events_priority_and_its_superseded_attempts_are_shown(page, console_url, tenant):
+    tenant.event_type()
+    tenant.subscription(debounce_s=60)
+    first = tenant.send(payload={"edit": 1}, ordering_key="order-1", priority="high")
+    tenant.send(payload={"edit": 2}, ordering_key="order-1", priority="high")
+    sign_in(page, console_url, tenant.key, tenant.id)
+    page.goto(f"{console_url}/console#/apps/{tenant.id}/events/{first['id']}")
+    expect(page.locator("#priority")).to_have_text("high")
+    expect(page.locator("#timeline .card[data-status=superseded]")).to_have_count(1)
+    page.goto(f"{console_url}/console#/apps/{tenant.id}/attempts?status=superseded")
+    expect(page.locator("table.attempts tr[data-status=superseded]")).to_have_count(1)
+    expect(page.locator("table.attempts tr[data-status=pending]")).to_have_count(0)

@@ -14,6 +14,8 @@ IMG = '"><img src=x onerror="window.__pwned=\'img\'">'
 SVG = "<svg onload=alert('svg')>"
 JS_URL = "javascript:window.__pwned='link'"
 HOSTILE = [SCRIPT, IMG, SVG, JS_URL]
+# A payload filter that parses, matches the payload below, and carries markup in its literals.
+FILTER = f'$.html == "{SCRIPT}" || $.svg == "{SVG}"'
 
 
 def assert_inert(page: Page, dialogs: list[str]) -> None:
@@ -41,6 +43,7 @@ def test_hostile_fields_are_shown_as_text_and_run_nothing(
         description=SCRIPT + JS_URL,
         labels={"customer": "acme", "note": IMG, "link": JS_URL, "x": SCRIPT},
         headers={"X-Note": SCRIPT + IMG, "X-Link": JS_URL},
+        filter=FILTER,
     )
     payload = {"html": SCRIPT, "img": IMG, "svg": SVG, "url": JS_URL, IMG: JS_URL}
     sign_in(page, console_url, tenant.key, tenant.id)
@@ -66,6 +69,10 @@ def test_hostile_fields_are_shown_as_text_and_run_nothing(
         for details in page.locator("details").all():
             details.click()
         assert_inert(page, dialogs)
+    # the filter is shown as the text it is, on the subscription's page
+    page.goto(f"{base}/subscriptions/{sub['id']}")
+    expect(page.locator("textarea[name=filter]")).to_have_value(FILTER)
+    assert_inert(page, dialogs)
     # every hostile string is there, as text: in the payload and the receiver's answer
     page.goto(f"{base}/events/{event['id']}")
     page.wait_for_selector("#timeline .card")

@@ -54,7 +54,9 @@ function badge(text, tone) {
 
 const STATUS_TONE = {
   succeeded: "ok", failed: "bad", gave_up: "bad", expired: "bad", pending: "warn", in_flight: "warn",
+  superseded: "muted",
 };
+const FINISHED = ["succeeded", "failed", "gave_up", "expired", "superseded"];
 
 // ---- API
 
@@ -331,7 +333,15 @@ function subscriptionForm(sub, onSave) {
     inflight: h("input", { name: "max_in_flight", type: "number", value: sub.max_in_flight ?? "" }),
     ordering: h("select", { name: "ordering" }, h("option", { value: "none" }, "none"),
       h("option", { value: "per_key" }, "per key")),
+    filter: h("textarea", { name: "filter" }),
+    batchEvents: h("input", { name: "batch_max_events", type: "number", value: sub.batch?.max_events ?? "" }),
+    batchWait: h("input", { name: "batch_max_wait_ms", type: "number", value: sub.batch?.max_wait_ms ?? "" }),
+    debounce: h("input", { name: "debounce_s", type: "number", value: sub.debounce_s ?? "" }),
+    payload: h("select", { name: "payload" }, h("option", { value: "full" }, "full"),
+      h("option", { value: "thin" }, "thin (id and a fetch link)")),
   };
+  f.filter.value = sub.filter || "";
+  f.payload.value = sub.payload || "full";
   f.labels.value = toLines(sub.labels, "=");
   f.headers.value = toLines(sub.headers, ": ");
   f.ordering.value = sub.ordering || "none";
@@ -350,6 +360,10 @@ function subscriptionForm(sub, onSave) {
           rate_limit_per_s: f.rate.value === "" ? null : Number(f.rate.value),
           max_in_flight: f.inflight.value === "" ? null : Number(f.inflight.value),
           ordering: f.ordering.value,
+          filter: f.filter.value.trim() || null,
+          batch: batchOf(f.batchEvents.value, f.batchWait.value),
+          debounce_s: f.debounce.value === "" ? null : Number(f.debounce.value),
+          payload: f.payload.value,
         };
         return onSave(body);
       });
@@ -361,8 +375,20 @@ function subscriptionForm(sub, onSave) {
     h("label", null, "Rate limit (requests/s, empty: none)", f.rate),
     h("label", null, "Max in flight (empty: none)", f.inflight),
     h("label", null, "Labels (key=value per line)", f.labels),
-    h("label", null, "Headers (Name: value per line)", f.headers)),
+    h("label", null, "Headers (Name: value per line)", f.headers),
+    h("label", null, "Payload filter (SQL/JSON path, empty: every event)", f.filter),
+    h("label", null, "Batch: max events per POST (empty: no batching)", f.batchEvents),
+    h("label", null, "Batch: max wait after the first (ms)", f.batchWait),
+    h("label", null, "Debounce per ordering key (s, empty: none)", f.debounce),
+    h("label", null, "Payload", f.payload)),
   h("div", { class: "row" }, save));
+}
+
+// Both empty: no batching (null clears it); one alone is a mistake the form names.
+function batchOf(maxEvents, maxWaitMs) {
+  if (maxEvents === "" && maxWaitMs === "") return null;
+  if (maxEvents === "" || maxWaitMs === "") throw new Error("a batch needs both max events and max wait");
+  return { max_events: Number(maxEvents), max_wait_ms: Number(maxWaitMs) };
 }
 
 async function newSubscription(appId) {
@@ -436,10 +462,11 @@ function attemptTable(appId, rows, onRetry) {
       return h("tr", { "data-status": a.status },
         h("td", null, badge(a.status.replace("_", " "), STATUS_TONE[a.status])),
         h("td", { class: "wrap" }, h("a", { href: `#/apps/${appId}/events/${a.event_id}` }, a.event_id)),
-        h("td", null, `${a.try_number} (${a.trigger})`),
+        h("td", null, `${a.try_number} (${a.trigger})`,
+          a.batch_id ? h("div", { class: "muted wrap batch" }, `batch ${a.batch_id}`) : null),
         h("td", null, a.response ? `${a.response.status_code} in ${a.response.elapsed_ms} ms` : a.error || "—"),
         h("td", null, when(a.finished_at || a.due_at)),
-        h("td", null, ["failed", "gave_up", "expired", "succeeded"].includes(a.status) ? retry : null));
+        h("td", null, FINISHED.includes(a.status) ? retry : null));
     }));
 }
 
@@ -509,7 +536,8 @@ async function eventPage(appId, eventId) {
         h("dt", null, "Id"), h("dd", null, event.id),
         h("dt", null, "Labels"), h("dd", null, Object.entries(event.labels).map(([k, v]) => badge(`${k}=${v}`))),
         h("dt", null, "Accepted"), h("dd", null, when(event.created_at)),
-        h("dt", null, "Ordering key"), h("dd", null, event.ordering_key)),
+        h("dt", null, "Ordering key"), h("dd", null, event.ordering_key),
+        h("dt", null, "Priority"), h("dd", { id: "priority" }, event.priority)),
       h("h2", null, "Payload"), json(event.payload), replay),
     h("h2", null, "Attempts"),
     h("div", { class: "timeline", id: "timeline" }, event.attempts.map((a) => attemptCard(appId, a, subs[a.subscription_id], event))),
@@ -530,6 +558,7 @@ function attemptCard(appId, a, sub, event) {
       h("span", null, `try ${a.try_number} · ${a.trigger}`),
       h("span", { class: "muted" }, `due ${when(a.due_at)} · started ${when(a.started_at)} · finished ${when(a.finished_at)}`),
       ["pending", "in_flight"].includes(a.status) ? null : retry),
+    a.batch_id ? h("div", { class: "muted wrap batch" }, `batch ${a.batch_id}`) : null,
     h("div", { class: "muted wrap" }, "to ", sub ? h("a", { href: `#/apps/${appId}/subscriptions/${sub.id}` }, sub.url) : a.subscription_id),
     h("details", null, h("summary", null, "Request headers"), json(sent)),
     a.response ? h("div", null,
@@ -547,7 +576,7 @@ async function attempts(appId) {
   const page = await call("GET", app(`/attempts${q({ status, cursor, limit: 50 })}`));
   const base = `#/apps/${appId}/attempts`;
   const select = h("select", { name: "status", onchange: () => setHashParams(base, { status: select.value }) },
-    ["", "pending", "in_flight", "succeeded", "failed", "gave_up", "expired"].map((s) =>
+    ["", "pending", "in_flight", ...FINISHED].map((s) =>
       h("option", { value: s }, s ? s.replace("_", " ") : "any status")));
   select.value = status;
   show(
