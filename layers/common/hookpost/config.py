@@ -234,6 +234,8 @@ class Settings:
     connect_timeout_s: float
     # Seals subscription secrets at rest when set: any long random string.
     encryption_key: str
+    # Origins that may frame the console (a customer portal in an iframe); none when empty.
+    portal_frame_ancestors: tuple[str, ...]
     delivery: DeliverySettings
     jobs: JobSettings
     limits: LimitSettings
@@ -251,6 +253,9 @@ class Settings:
             max_batch_bytes=_int("HOOKPOST_MAX_BATCH_BYTES", MAX_BATCH_BYTES),
             connect_timeout_s=_float("HOOKPOST_DB_CONNECT_TIMEOUT_S", 5.0),
             encryption_key=_secret("HOOKPOST_ENCRYPTION_KEY"),
+            portal_frame_ancestors=tuple(
+                os.environ.get("HOOKPOST_PORTAL_FRAME_ANCESTORS", "").split()
+            ),
             delivery=DeliverySettings.from_env(on_lambda),
             jobs=JobSettings.from_env(),
             limits=LimitSettings.from_env(),

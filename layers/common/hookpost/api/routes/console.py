@@ -19,10 +19,10 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import Router
 
 from hookpost.api.responses import problem_response
+from hookpost.config import get_settings
 
 router = Router()
 
-FRAME_ANCESTORS_ENV = "HOOKPOST_PORTAL_FRAME_ANCESTORS"
 _CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -52,7 +52,7 @@ def frame_ancestors() -> str:
     """The CSP frame-ancestors sources: HOOKPOST_PORTAL_FRAME_ANCESTORS (space-separated origins,
     e.g. `https://app.example.com`), else 'none'. A malformed entry is dropped rather than let
     into the header."""
-    wanted = os.environ.get(FRAME_ANCESTORS_ENV, "").split()
+    wanted = get_settings().portal_frame_ancestors
     allowed = [origin for origin in wanted if _ANCESTOR_RE.fullmatch(origin)]
     return " ".join(allowed) or "'none'"
 
