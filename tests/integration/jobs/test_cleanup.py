@@ -1,9 +1,10 @@
 """cleanup: events past retention with their attempts, in batches, never one still in delivery;
-the dry run; expired previous secrets; refilled rate-limit buckets."""
+the dry run; expired previous secrets and portal sessions; refilled rate-limit buckets."""
 
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -171,3 +172,32 @@ def test_an_event_getting_an_attempt_meanwhile_is_kept(db, database_url, week_re
 
     assert existing(db, "events", [event]) == {event}
     db.execute("DELETE FROM events WHERE id = %s", (event,))
+
+
+def test_expired_portal_sessions_are_deleted(db, tenant, env):
+    made = [
+        tenant.post("/portal-sessions", json={"labels": {"customer": f"c{i}"}}) for i in range(2)
+    ]
+    assert [answer.status_code for answer in made] == [201, 201]
+    expired, live = (answer.json()["id"] for answer in made)
+    db.execute(
+        "UPDATE portal_sessions SET expires_at = now() - interval '1 second' WHERE id = %s",
+        (expired,),
+    )
+
+    env(HOOKPOST_CLEANUP_DRY_RUN="true")
+    assert run_once("cleanup").counts["portal_sessions_due"] >= 1
+    assert existing(db, "portal_sessions", [expired, live]) == {
+        uuid.UUID(expired),
+        uuid.UUID(live),
+    }
+
+    env(HOOKPOST_CLEANUP_DRY_RUN="false")
+    assert run_once("cleanup").counts["portal_sessions_deleted"] >= 1
+    assert existing(db, "portal_sessions", [expired, live]) == {uuid.UUID(live)}
+    # Its token opens nothing, as before the cleanup.
+    token = made[0].json()["token"]
+    answer = tenant.api.get(
+        tenant.path("/subscriptions"), headers={"Authorization": f"Bearer {token}"}
+    )
+    assert answer.status_code == 401

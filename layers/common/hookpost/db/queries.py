@@ -930,6 +930,14 @@ CLEANUP_COUNT_EXPIRED_SECRETS = """
 SELECT count(*) AS secrets FROM subscriptions WHERE previous_secret_expires_at <= now()
 """
 
+# A portal session past its expiry opens nothing (PORTAL_SESSION_BY_TOKEN checks the time), revoked
+# or not: its hashes have no more use. Sessions live a day at most, so the table stays small.
+CLEANUP_EXPIRED_PORTAL_SESSIONS = "DELETE FROM portal_sessions WHERE expires_at <= now()"
+
+CLEANUP_COUNT_EXPIRED_PORTAL_SESSIONS = """
+SELECT count(*) AS sessions FROM portal_sessions WHERE expires_at <= now()
+"""
+
 # A bucket that has refilled to its burst reads exactly as a missing one, so dropping it changes
 # nothing; this keeps the table down to the recently active clients.
 CLEANUP_FULL_BUCKETS = """
