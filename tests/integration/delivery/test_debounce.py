@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import psycopg
 
 from support_delivery import attempts_of, count_attempts, delivering, unsettled
 from support_process import wait_for
@@ -133,3 +137,53 @@ def test_replays_and_manual_retries_are_not_debounced(tenant, receiver, fast):
     )
     assert statuses == [("event", "superseded"), ("manual", "succeeded"), ("replay", "succeeded")]
     assert [a["status"] for a in attempts_of(tenant, newer["id"])] == ["pending"]
+
+
+def test_two_of_a_key_at_the_same_instant_leave_only_the_newer(tenant, database_url):
+    """Two requests with an event of one key, the second arriving while the first is still
+    being stored: it waits for the first to commit, then replaces its attempt. (Neither saw the
+    other's attempt before, and both were sent.) The first is held open by calling the ingest
+    function in a transaction of the test's own."""
+    types = tenant.event_type("invoice.paid")
+    subscription = tenant.subscription(debounce_s=60)
+    first_id = str(uuid.uuid4())
+    first_event = {
+        "ord": 0,
+        "id": first_id,
+        "event_id": first_id,
+        "event_type": "invoice.paid",
+        "payload": {"n": 0},
+        "labels": {},
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "type_version": types["updated_at"],
+        "ordering_key": "k",
+        "deliver_at": None,
+        "expires_at": None,
+        "priority": 0,
+    }
+    with (
+        psycopg.connect(database_url) as first,
+        psycopg.connect(database_url, autocommit=True) as watch,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        first.execute(
+            "SELECT * FROM hookpost_ingest(%s, NULL, '{}', '{}', '{}', %s::jsonb)",
+            (tenant.id, json.dumps([first_event])),
+        )
+        second = pool.submit(tenant.send, payload={"n": 1}, ordering_key="k")
+        wait_for(
+            lambda: (
+                watch.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'"
+                ).fetchone()[0]
+                > 0
+            ),
+            timeout=10,
+            what="the second request waiting for the first",
+        )
+        first.commit()
+        second_id = second.result(timeout=10)["id"]
+    statuses = {a["event_id"]: a["status"] for a in tenant.get("/attempts").json()["data"]}
+    assert statuses == {first_id: "superseded", second_id: "pending"}
+    assert tenant.delete(f"/subscriptions/{subscription['id']}").status_code == 204

@@ -60,6 +60,22 @@ BEGIN
             END IF;
         END IF;
     END IF;
+    -- Two requests with events of one ordering key for a debounced subscription, at once: the
+    -- statement below reads pending attempts in a snapshot taken when it starts, so neither would
+    -- see the other's and both would be sent. Each waits here for any other holding one of its
+    -- keys to commit (a lock of this transaction only; taken in one order, so no two wait on
+    -- each other), and the statement's fresh snapshot then sees and replaces its attempt.
+    IF EXISTS (SELECT FROM subscriptions s
+               WHERE s.application_id = p_application_id AND s.enabled
+                 AND s.debounce_s IS NOT NULL) THEN
+        PERFORM pg_advisory_xact_lock(k.lock_key)
+        FROM (SELECT DISTINCT hashtextextended(s.id::text || '/' || x.ordering_key, 0) AS lock_key
+              FROM subscriptions s
+              CROSS JOIN jsonb_to_recordset(p_events) AS x(ordering_key text)
+              WHERE s.application_id = p_application_id AND s.enabled
+                AND s.debounce_s IS NOT NULL
+              ORDER BY 1) AS k;
+    END IF;
     RETURN QUERY
     WITH input AS MATERIALIZED (
         SELECT * FROM jsonb_to_recordset(p_events) AS t(
