@@ -382,6 +382,35 @@ def attempts(url: str) -> dict[uuid.UUID, dict[str, Any]]:
         return {row["id"]: row for row in conn.execute("SELECT * FROM attempts")}
 
 
+def metrics_totals(url: str) -> tuple[dict[uuid.UUID, tuple[int, ...]], dict[int, int]]:
+    """The running totals /v1/metrics reads: per application, and the succeeded histogram."""
+    with psycopg.connect(url) as conn:
+        counts = conn.execute(
+            "SELECT application_id, events, succeeded, failed, gave_up FROM stats_totals"
+        ).fetchall()
+        keys = conn.execute("SELECT outcome, ms, n FROM stats_latency_totals").fetchall()
+    assert all(outcome == "succeeded" for outcome, _, _ in keys), "no other outcome was kept"
+    return {row[0]: tuple(row[1:]) for row in counts}, {ms: n for _, ms, n in keys}
+
+
+def rolled_up(
+    names: list[str], before: dict[str, list[tuple[Any, ...]]]
+) -> tuple[dict[uuid.UUID, tuple[int, ...]], dict[int, int]]:
+    """What the release's stats_hourly rows add up to, as metrics_totals reads it."""
+    counts: dict[uuid.UUID, Counter[str]] = {}
+    keys: Counter[int] = Counter()
+    for values in before["stats_hourly"]:
+        row = dict(zip(names, values, strict=True))
+        counts.setdefault(row["application_id"], Counter()).update(
+            {k: row[k] for k in ("events", "succeeded", "failed", "gave_up")}
+        )
+        for ms, n in zip(row["latency_ms"], row["latency_count"], strict=True):
+            keys[ms] += n
+    return {
+        app: (c["events"], c["succeeded"], c["failed"], c["gave_up"]) for app, c in counts.items()
+    }, dict(keys)
+
+
 @pytest.fixture
 def deliver_from(env) -> Iterator[Callable[[str], Summary]]:
     """Runs one deliver loop against a database of the test's own until it is idle, as a woken
@@ -438,6 +467,9 @@ def test_a_database_of_an_earlier_release_upgrades_and_delivers_what_it_held(
         assert dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()) == (
             released_checksums()
         )
+    assert metrics_totals(empty_database) == rolled_up(old_columns["stats_hourly"], before), (
+        "/v1/metrics' counters continue from the rollup"
+    )
     head = definitions(database_url)
     upgraded = definitions(empty_database)
     assert upgraded == head, "this release's functions, views and triggers"

@@ -1,6 +1,8 @@
 """GET /v1/metrics: who may read it, and what it says after real deliveries to a loopback
 receiver (successes, a retried failure, a 410, a failing receiver whose circuit opens with a
-backlog held behind it, a request held on the wire), parsed as Prometheus parses it."""
+backlog held behind it, a request held on the wire), parsed as Prometheus parses it; and its
+counters, which only grow: across midnight, an hour recomputed again and again, rollup rows and
+counted attempts deleted."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from support_delivery import (
     health_of,
     settled,
 )
+from support_jobs import connect, insert_attempt, insert_event
 from support_process import wait_for
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -37,6 +40,7 @@ FAMILIES = {
     "hookpost_delivery_latency_seconds": "histogram",
     "hookpost_stats_refreshed_timestamp_seconds": "gauge",
 }
+OUTCOMES = ("succeeded", "failed", "gave_up")
 BUCKETS = ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0")
 
 
@@ -75,16 +79,39 @@ class Scrape:
             },
         }
 
-    def latency(self) -> dict[str, float]:
-        """The succeeded deliveries' histogram: cumulative counts by `le`, `sum` and `count`."""
+    def latency(self, outcome: str = "succeeded") -> dict[str, float]:
+        """One outcome's histogram: cumulative counts by `le`, `sum` and `count`."""
         name = "hookpost_delivery_latency_seconds"
-        outcome = {"outcome": "succeeded"}
-        histogram = {
-            le: self.value(f"{name}_bucket", **outcome, le=le) for le in (*BUCKETS, "+Inf")
-        }
-        histogram["sum"] = self.value(f"{name}_sum", **outcome)
-        histogram["count"] = self.value(f"{name}_count", **outcome)
+        labels = {"outcome": outcome}
+        histogram = {le: self.value(f"{name}_bucket", **labels, le=le) for le in (*BUCKETS, "+Inf")}
+        histogram["sum"] = self.value(f"{name}_sum", **labels)
+        histogram["count"] = self.value(f"{name}_count", **labels)
         return histogram
+
+    def latencies(self) -> dict[str, dict[str, float]]:
+        return {outcome: self.latency(outcome) for outcome in OUTCOMES}
+
+
+def gained(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {name: after[name] - before[name] for name in after}
+
+
+def histogram_of(keys: list[int]) -> dict[str, float]:
+    """What a histogram gains from tries under these rollup keys (ms)."""
+    return {
+        **{le: sum(key <= float(le) * 1000 for key in keys) for le in BUCKETS},
+        "+Inf": len(keys),
+        "sum": sum(keys) / 1000,
+        "count": len(keys),
+    }
+
+
+def assert_histogram(got: dict[str, float], keys: list[int]) -> None:
+    want = histogram_of(keys)
+    assert abs(got["sum"] - want["sum"]) < 1e-6, (got, keys)
+    assert {k: v for k, v in got.items() if k != "sum"} == {
+        k: v for k, v in want.items() if k != "sum"
+    }, keys
 
 
 def at(text: str) -> datetime:
@@ -146,10 +173,10 @@ def test_metrics_after_real_deliveries(
     tenant.subscription(url=f"{base}/held", event_types=["invoice.held"])
     other_tenant.event_type("invoice.paid")
     down = other_tenant.subscription(url=f"{base}/down")
-    # Counters run since midnight and the histogram covers every application: compare it with
-    # what it held before this test's deliveries.
+    # The histograms cover every application: compare them with what they held before this
+    # test's deliveries.
     run_once("refresh_views")
-    before = Scrape(api).latency()
+    before = Scrape(api).latencies()
 
     with delivering():
         sent = [tenant.send() for _ in range(4)]
@@ -224,22 +251,107 @@ def test_metrics_after_real_deliveries(
         <= scrape_to - first_due.timestamp() + 0.001
     )
 
-    # The histogram gained this test's six successes, each under the rollup's key for its time.
-    elapsed = [
-        a["response"]["elapsed_ms"]
-        for event in [*sent, refunded, held]
-        for a in settled(tenant, event["id"], count=2 if event is refunded else 1)
-        if a["status"] == "succeeded"
-    ]
+    # Each outcome's histogram gained this test's tries of that outcome, each under the rollup's
+    # key for its time: the six successes, the refund's first try and the failing receiver's
+    # tries, the 410.
     with psycopg.connect(database_url) as db:
-        keys = [
-            db.execute("SELECT hookpost_latency_bucket(%s)", (ms,)).fetchone()[0] for ms in elapsed
-        ]
-    after = scrape.latency()
-    gained = {name: after[name] - before[name] for name in after}
-    assert abs(gained.pop("sum") - sum(keys) / 1000) < 1e-6
-    assert gained == {
-        **{le: sum(key <= float(le) * 1000 for key in keys) for le in BUCKETS},
-        "+Inf": 6,
-        "count": 6,
+        rows = db.execute(
+            "SELECT status::text, hookpost_latency_bucket(elapsed_ms) FROM attempts"
+            " WHERE application_id IN (%s, %s) AND finished_at IS NOT NULL",
+            (tenant.id, other_tenant.id),
+        ).fetchall()
+    keys = {outcome: [key for status, key in rows if status == outcome] for outcome in OUTCOMES}
+    assert {outcome: len(k) for outcome, k in keys.items()} == {
+        "succeeded": 6,
+        "failed": 1 + failed,
+        "gave_up": 1,
     }
+    after = scrape.latencies()
+    for outcome in OUTCOMES:
+        assert_histogram(gained(after[outcome], before[outcome]), keys[outcome])
+
+
+def test_counters_only_grow_across_midnight_recomputes_and_deletions(api, tenant, database_url):
+    """Tries written straight into the tables at chosen times: late yesterday, then today. The
+    rollup is driven by setting when it last ran, as tests/integration/jobs does."""
+    subscription = tenant.subscription()
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    # Before 23:00, so that yesterday's rollup rows, deleted below, are of hours the refresh no
+    # longer recomputes even just after midnight (as any cleanup of old statistics must be).
+    late_yesterday = midnight - timedelta(minutes=90)
+
+    def refresh_from(at: datetime) -> Scrape:
+        """The rollup recomputed from `at`'s hour on, as if it had last run then; a scrape."""
+        with connect(database_url) as db:
+            db.execute(
+                "UPDATE stats_refresh SET refreshed_at = %(at)s WHERE refreshed_at > %(at)s",
+                {"at": at},
+            )
+        run_once("refresh_views")
+        return Scrape(api)
+
+    def deliveries(at: datetime, tries: list[tuple[str, int | None]]) -> None:
+        with connect(database_url) as db:
+            for status, elapsed_ms in tries:
+                event = insert_event(db, tenant.id, at)
+                insert_attempt(
+                    db, event, subscription["id"], status, finished_at=at, elapsed_ms=elapsed_ms
+                )
+
+    def counters(scrape: Scrape) -> dict[str, float]:
+        counts = scrape.of(tenant.id)
+        return {name: counts[name] for name in ("events", *OUTCOMES)}
+
+    # Whatever other tests left in these hours unrolled is counted before the baseline.
+    run_once("refresh_views")
+    before = refresh_from(late_yesterday - timedelta(hours=1)).latencies()
+    deliveries(
+        late_yesterday,
+        [
+            ("succeeded", 30),
+            ("succeeded", 120),
+            ("failed", 5000),
+            ("gave_up", 15000),
+            # Given up unsent (its subscription disabled): counted, no response time.
+            ("gave_up", None),
+        ],
+    )
+    yesterday = refresh_from(late_yesterday - timedelta(hours=1))
+    assert counters(yesterday) == {"events": 5, "succeeded": 2, "failed": 1, "gave_up": 2}
+    with connect(database_url) as db:
+        key = {
+            ms: db.execute("SELECT hookpost_latency_bucket(%s) AS k", (ms,)).fetchone()["k"]
+            for ms in (30, 120, 5000, 15000, 40, 2500)
+        }
+    wanted = {"succeeded": [key[30], key[120]], "failed": [key[5000]], "gave_up": [key[15000]]}
+    for outcome in OUTCOMES:
+        assert_histogram(gained(yesterday.latency(outcome), before[outcome]), wanted[outcome])
+
+    # The day changes: yesterday's tries stay counted, today's add to them, and recomputing
+    # both days' hours again (and again) counts nothing twice.
+    now = datetime.now(UTC)
+    deliveries(now, [("succeeded", 40), ("failed", 2500)])
+    for _ in range(2):
+        today = refresh_from(late_yesterday - timedelta(hours=1))
+        assert counters(today) == {"events": 7, "succeeded": 3, "failed": 2, "gave_up": 2}
+        wanted_today = {**wanted, "succeeded": [*wanted["succeeded"], key[40]]}
+        wanted_today["failed"] = [*wanted["failed"], key[2500]]
+        for outcome in OUTCOMES:
+            assert_histogram(gained(today.latency(outcome), before[outcome]), wanted_today[outcome])
+
+    # Yesterday's rollup rows deleted, as a retention cleanup of old statistics would, and
+    # today's tries deleted from under the rollup (their subscription deleted, say), then the
+    # latest hours recomputed twice: nothing goes down.
+    with connect(database_url) as db:
+        db.execute(
+            "DELETE FROM stats_hourly WHERE application_id = %s AND hour < %s",
+            (tenant.id, midnight),
+        )
+        db.execute(
+            "DELETE FROM attempts WHERE application_id = %s AND finished_at >= %s",
+            (tenant.id, midnight),
+        )
+    for _ in range(2):
+        after = refresh_from(now)
+        assert counters(after) == counters(today)
+        assert after.latencies() == today.latencies()

@@ -668,7 +668,10 @@ STATS_REFRESH_LOCK = "SELECT pg_try_advisory_xact_lock(7210342119) AS locked"
 
 # Recomputes every application's buckets for the hours in [lo, hi) from the raw rows, served by
 # events_created_idx and attempts_finished_idx: the cost follows the hours' traffic, not the
-# history. Buckets that lost all their rows are removed, unchanged ones are not rewritten.
+# history. Buckets that lost all their rows are removed, unchanged ones are not rewritten. Each
+# bucket keeps a latency histogram per outcome that has response times (succeeded, failed,
+# gave_up: every try sent; a gave_up that never went out has no elapsed_ms). What a write raises
+# is added to the running totals of /v1/metrics by stats_hourly's triggers (025_stats_totals.sql).
 STATS_REFRESH = """
 WITH finished AS MATERIALIZED (
     SELECT application_id, date_trunc('hour', finished_at, 'UTC') AS hour, status, elapsed_ms
@@ -691,11 +694,23 @@ attempt_counts AS (
 ),
 histograms AS (
     SELECT application_id, hour,
-           array_agg(ms ORDER BY ms) AS latency_ms, array_agg(n ORDER BY ms) AS latency_count
-    FROM (SELECT application_id, hour, hookpost_latency_bucket(elapsed_ms) AS ms,
+           coalesce(array_agg(ms ORDER BY ms) FILTER (WHERE status = 'succeeded'), '{}')
+               AS latency_ms,
+           coalesce(array_agg(n ORDER BY ms) FILTER (WHERE status = 'succeeded'), '{}')
+               AS latency_count,
+           coalesce(array_agg(ms ORDER BY ms) FILTER (WHERE status = 'failed'), '{}')
+               AS failed_latency_ms,
+           coalesce(array_agg(n ORDER BY ms) FILTER (WHERE status = 'failed'), '{}')
+               AS failed_latency_count,
+           coalesce(array_agg(ms ORDER BY ms) FILTER (WHERE status = 'gave_up'), '{}')
+               AS gave_up_latency_ms,
+           coalesce(array_agg(n ORDER BY ms) FILTER (WHERE status = 'gave_up'), '{}')
+               AS gave_up_latency_count
+    FROM (SELECT application_id, hour, status, hookpost_latency_bucket(elapsed_ms) AS ms,
                  count(*)::integer AS n
-          FROM finished WHERE status = 'succeeded' AND elapsed_ms IS NOT NULL
-          GROUP BY 1, 2, 3) AS buckets
+          FROM finished
+          WHERE status IN ('succeeded', 'failed', 'gave_up') AND elapsed_ms IS NOT NULL
+          GROUP BY 1, 2, 3, 4) AS buckets
     GROUP BY application_id, hour
 ),
 event_counts AS (
@@ -709,7 +724,11 @@ fresh AS MATERIALIZED (
            coalesce(a.gave_up, 0) AS gave_up, coalesce(a.superseded, 0) AS superseded,
            coalesce(a.expired, 0) AS expired, a.p50_ms, a.p95_ms,
            coalesce(h.latency_ms, '{}') AS latency_ms,
-           coalesce(h.latency_count, '{}') AS latency_count
+           coalesce(h.latency_count, '{}') AS latency_count,
+           coalesce(h.failed_latency_ms, '{}') AS failed_latency_ms,
+           coalesce(h.failed_latency_count, '{}') AS failed_latency_count,
+           coalesce(h.gave_up_latency_ms, '{}') AS gave_up_latency_ms,
+           coalesce(h.gave_up_latency_count, '{}') AS gave_up_latency_count
     FROM event_counts e
     FULL JOIN attempt_counts a USING (application_id, hour)
     LEFT JOIN histograms h USING (application_id, hour)
@@ -724,21 +743,30 @@ emptied AS (
 written AS (
     INSERT INTO stats_hourly AS s (application_id, hour, events, succeeded, failed, gave_up,
                                    superseded, expired, p50_ms, p95_ms, latency_ms,
-                                   latency_count)
+                                   latency_count, failed_latency_ms, failed_latency_count,
+                                   gave_up_latency_ms, gave_up_latency_count)
     SELECT application_id, hour, events, succeeded, failed, gave_up, superseded, expired,
-           p50_ms, p95_ms, latency_ms, latency_count
+           p50_ms, p95_ms, latency_ms, latency_count, failed_latency_ms, failed_latency_count,
+           gave_up_latency_ms, gave_up_latency_count
     FROM fresh
     ON CONFLICT ON CONSTRAINT stats_hourly_pkey DO UPDATE
     SET events = excluded.events, succeeded = excluded.succeeded, failed = excluded.failed,
         gave_up = excluded.gave_up, superseded = excluded.superseded,
         expired = excluded.expired, p50_ms = excluded.p50_ms, p95_ms = excluded.p95_ms,
-        latency_ms = excluded.latency_ms, latency_count = excluded.latency_count
+        latency_ms = excluded.latency_ms, latency_count = excluded.latency_count,
+        failed_latency_ms = excluded.failed_latency_ms,
+        failed_latency_count = excluded.failed_latency_count,
+        gave_up_latency_ms = excluded.gave_up_latency_ms,
+        gave_up_latency_count = excluded.gave_up_latency_count
     WHERE (s.events, s.succeeded, s.failed, s.gave_up, s.superseded, s.expired, s.p50_ms,
-           s.p95_ms, s.latency_ms, s.latency_count)
+           s.p95_ms, s.latency_ms, s.latency_count, s.failed_latency_ms,
+           s.failed_latency_count, s.gave_up_latency_ms, s.gave_up_latency_count)
           IS DISTINCT FROM (excluded.events, excluded.succeeded, excluded.failed,
                             excluded.gave_up, excluded.superseded, excluded.expired,
                             excluded.p50_ms, excluded.p95_ms, excluded.latency_ms,
-                            excluded.latency_count)
+                            excluded.latency_count, excluded.failed_latency_ms,
+                            excluded.failed_latency_count, excluded.gave_up_latency_ms,
+                            excluded.gave_up_latency_count)
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM emptied) AS emptied
@@ -797,12 +825,11 @@ ORDER BY b.start
 """
 
 # GET /v1/metrics, one row per application: its attempts pending (and how many of them are due,
-# and since when the first one is) and in flight, its open circuits, and what the rollup counted
-# since 00:00 UTC today. Each part is read where it is small: the pending and the in-flight
+# and since when the first one is) and in flight, its open circuits, and its running totals of
+# events and tries by outcome. Each part is read where it is small: the pending and the in-flight
 # attempts through their partial indexes (attempts_subscription_due_idx,
 # attempts_in_flight_lease_idx), never the finished history; circuits from the delivery state
-# tables (a row per subscription); the counts from stats_hourly's rows of today
-# (stats_hourly_hour_idx).
+# tables (a row per subscription); the counts from stats_totals (a row per application).
 METRICS_APPLICATIONS = """
 WITH pending AS (
     SELECT application_id, count(*) AS pending, count(*) FILTER (WHERE due_at <= now()) AS due,
@@ -820,12 +847,6 @@ circuits AS (
     FROM subscription_health h JOIN subscription_state st USING (subscription_id)
     WHERE h.circuit = 'open'
     GROUP BY st.application_id
-),
-today AS (
-    SELECT application_id, sum(events)::bigint AS events, sum(succeeded)::bigint AS succeeded,
-           sum(failed)::bigint AS failed, sum(gave_up)::bigint AS gave_up
-    FROM stats_hourly WHERE hour >= date_trunc('day', now(), 'UTC')
-    GROUP BY application_id
 )
 SELECT a.id, a.name, coalesce(p.pending, 0) AS pending, coalesce(f.in_flight, 0) AS in_flight,
        coalesce(p.due, 0) AS due,
@@ -838,21 +859,19 @@ FROM applications a
 LEFT JOIN pending p ON p.application_id = a.id
 LEFT JOIN in_flight f ON f.application_id = a.id
 LEFT JOIN circuits c ON c.application_id = a.id
-LEFT JOIN today t ON t.application_id = a.id
+LEFT JOIN stats_totals t ON t.application_id = a.id
 ORDER BY a.id
 """
 
-# GET /v1/metrics: the latency histogram of today's succeeded attempts, every application's
-# hours merged (a few hundred keys at most, see hookpost_latency_bucket), with when the rollup
-# was last refreshed.
+# GET /v1/metrics: the running latency histograms by outcome, every application's together
+# (stats_latency_totals: a few hundred keys per outcome at most, see hookpost_latency_bucket),
+# with when the rollup was last refreshed.
 METRICS_LATENCY = """
 SELECT (SELECT refreshed_at FROM stats_refresh) AS refreshed_at,
-       coalesce(array_agg(ms ORDER BY ms), '{}') AS latency_ms,
-       coalesce(array_agg(n ORDER BY ms), '{}') AS latency_count
-FROM (SELECT u.ms, sum(u.n)::bigint AS n
-      FROM stats_hourly s, unnest(s.latency_ms, s.latency_count) AS u(ms, n)
-      WHERE s.hour >= date_trunc('day', now(), 'UTC')
-      GROUP BY u.ms) AS merged
+       coalesce(array_agg(outcome ORDER BY outcome, ms), '{}') AS latency_outcome,
+       coalesce(array_agg(ms ORDER BY outcome, ms), '{}') AS latency_ms,
+       coalesce(array_agg(n ORDER BY outcome, ms), '{}') AS latency_count
+FROM stats_latency_totals
 """
 
 # Events past their application's retention with no attempt pending or in flight, one batch of

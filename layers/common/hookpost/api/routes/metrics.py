@@ -1,24 +1,30 @@
 """GET /v1/metrics: the delivery engine's state for Prometheus (text exposition format 0.0.4),
 admin token only.
 
-A scrape runs two statements, neither of which reads the finished attempts' history
-(EXPLAIN ANALYZE, median of 20, on 105,000 attempts: 1,400 pending, 117 in flight, 20
-applications, 200 subscriptions, 30 days in stats_hourly):
+A scrape runs two statements, neither of which reads the finished attempts' history nor the
+hourly rollup (EXPLAIN ANALYZE, median of 20, on 105,000 attempts: 1,400 pending, 117 in
+flight, 20 applications, 200 subscriptions, 30 days in stats_hourly; range of four runs on a
+shared 2-core machine):
 
 - `METRICS_APPLICATIONS`, one row per application: pending, due and in-flight attempts through
-  their partial indexes, open circuits from subscription_health, today's counts from
-  stats_hourly. 1.1 ms, 61 buffers. It grows with the attempts pending and in flight (75 ms,
-  a parallel sequential scan, with 51,000 of the 105,000 pending), the subscriptions and the
-  applications, never with history.
-- `METRICS_LATENCY`: today's latency histograms from stats_hourly, merged. 2.6 ms, 15 buffers;
-  it grows with today's hours times the applications active in them.
+  their partial indexes, open circuits from subscription_health, the running totals from
+  stats_totals (a row per application). 0.9-1.7 ms, 47 buffers (today's rows of stats_hourly,
+  which it read before, took 61). It grows with the attempts pending and in flight (75 ms, a
+  parallel sequential scan, with 51,000 of the 105,000 pending), the subscriptions and the
+  applications, never with history nor with the hour of the day.
+- `METRICS_LATENCY`: the running latency histograms by outcome from stats_latency_totals.
+  0.6-1.0 ms, 21 buffers for 852 keys (284 per outcome); it can grow to a few hundred keys per
+  outcome, whatever the traffic or the history.
 
-Counters (`*_total`, the histogram) count since 00:00 UTC from the hourly rollup the
-refresh_views job keeps (every minute under `make dev`): they are as current as
-`hookpost_stats_refreshed_timestamp_seconds`, and fall back to zero at midnight UTC, which
-Prometheus' rate() and increase() read as a counter reset. The rollup keeps the latencies of
-succeeded tries only, hence the histogram's one outcome; it has no application label, to keep
-the series few. Gauges are read live.
+Counters (`*_total`, the histograms) are running totals beside the hourly rollup the
+refresh_views job keeps (every minute under `make dev`): each write to stats_hourly adds what it
+raised, once however often an hour is recomputed, and nothing is taken away when rollup rows or
+the attempts they counted are deleted (025_stats_totals.sql). So they only grow (but for a
+series that ends with its application), and are as current as
+`hookpost_stats_refreshed_timestamp_seconds`; they start from what the rollup held when
+migration 0012 made the totals. The histograms have an `outcome` label (succeeded, failed,
+gave_up: the tries that went on the wire; a gave_up that never did, its subscription disabled,
+has no response time) and no application label, to keep the series few. Gauges are read live.
 """
 
 from __future__ import annotations
@@ -48,8 +54,9 @@ router = Router()
     summary="Metrics for Prometheus (admin token)",
     description="Attempts pending and in flight, the due backlog and the age of its oldest"
     " attempt, open circuits (per application, read live); events and deliveries by outcome"
-    " and the latency histogram of succeeded deliveries since 00:00 UTC (from the statistics"
-    " rollup). Two cheap queries per scrape; see the README's Metrics section.",
+    " and latency histograms by outcome (succeeded, failed, gave_up) as counters that only grow"
+    " (running totals kept by the statistics rollup). Two cheap queries per scrape; see the"
+    " README's Metrics section.",
     responses={
         200: {
             "description": "the Prometheus text exposition format, version 0.0.4",
@@ -64,7 +71,8 @@ def metrics() -> Response[str]:
 
 
 def render(applications: Sequence[dict[str, Any]], latency: dict[str, Any]) -> str:
-    """The exposition of METRICS_APPLICATIONS' rows and METRICS_LATENCY's row."""
+    """The exposition of METRICS_APPLICATIONS' rows and METRICS_LATENCY's row. Every outcome's
+    histogram is there, at zero before its first try."""
     families = [
         _family(
             "hookpost_application_info",
@@ -104,14 +112,13 @@ def render(applications: Sequence[dict[str, Any]], latency: dict[str, Any]) -> s
         _family(
             "hookpost_events_total",
             "counter",
-            "Events accepted since 00:00 UTC, as of the last statistics refresh",
+            "Events accepted, as of the last statistics refresh",
             _per_application(applications, "events"),
         ),
         _family(
             "hookpost_deliveries_total",
             "counter",
-            "Tries finished since 00:00 UTC by outcome (failed: to be retried), as of the last"
-            " statistics refresh",
+            "Tries finished by outcome (failed: to be retried), as of the last statistics refresh",
             (
                 ("", {"application": str(a["id"]), "outcome": outcome}, a[outcome])
                 for a in applications
@@ -121,9 +128,16 @@ def render(applications: Sequence[dict[str, Any]], latency: dict[str, Any]) -> s
         _family(
             "hookpost_delivery_latency_seconds",
             "histogram",
-            "Response time of the tries that succeeded since 00:00 UTC, as of the last statistics"
-            " refresh (each within 2% of the true time)",
-            _histogram({"outcome": "succeeded"}, latency["latency_ms"], latency["latency_count"]),
+            "Response time of the tries sent, by outcome, as of the last statistics refresh (each"
+            " within 2% of the true time)",
+            (
+                sample
+                for outcome in OUTCOMES
+                for sample in _histogram(
+                    {"outcome": outcome},
+                    *_keys_of(outcome, latency),
+                )
+            ),
         ),
     ]
     if latency["refreshed_at"] is not None:
@@ -136,6 +150,15 @@ def render(applications: Sequence[dict[str, Any]], latency: dict[str, Any]) -> s
             )
         )
     return "".join(families)
+
+
+def _keys_of(outcome: str, latency: dict[str, Any]) -> tuple[list[int], list[int]]:
+    """One outcome's histogram keys and counts out of METRICS_LATENCY's parallel arrays."""
+    rows = zip(
+        latency["latency_outcome"], latency["latency_ms"], latency["latency_count"], strict=True
+    )
+    keys = [(ms, n) for of, ms, n in rows if of == outcome]
+    return [ms for ms, _ in keys], [n for _, n in keys]
 
 
 def _per_application(applications: Iterable[dict[str, Any]], column: str) -> Iterable[Sample]:
