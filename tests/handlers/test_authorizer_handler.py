@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 
 from hookpost.db.pool import close_pool
@@ -91,6 +92,18 @@ def test_a_revoked_key_is_unauthorized(authorizer, api, tenant):
     key_id = keys.json()["data"][0]["id"]
     admin = {"Authorization": f"Bearer {SAMPLE_TOKEN}"}
     assert api.delete(tenant.path(f"/api-keys/{key_id}"), headers=admin).status_code == 204
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
+        authorizer(sample(tenant.key), LocalLambdaContext())
+
+
+def test_an_expired_key_is_unauthorized(authorizer, database_url, tenant):
+    assert authorizer(sample(tenant.key), LocalLambdaContext())["principalId"].startswith("app")
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE api_keys SET expires_at = now() - interval '1 second'"
+            " WHERE application_id = %s",
+            (tenant.id,),
+        )
     with pytest.raises(Exception, match=r"^Unauthorized$"):
         authorizer(sample(tenant.key), LocalLambdaContext())
 

@@ -108,8 +108,8 @@ def bearer_token(header: str) -> str | None:
 
 
 def identify(token: str) -> Caller | None:
-    """The caller a token stands for, or None for an unknown or revoked one. The admin token is
-    checked first, in constant time and without a query."""
+    """The caller a token stands for, or None for an unknown, revoked or expired one. The admin
+    token is checked first, in constant time and without a query."""
     admin = get_settings().admin_token
     if admin and hmac.compare_digest(token.encode(), admin.encode()):
         return ADMIN

@@ -9,11 +9,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from aiohttp import web
 from playwright.sync_api import expect
 
-from support import create_tenant
+from support import ADMIN, create_tenant
 from support_console import sign_in
 from support_delivery import Receiver, delivering, failing_while_down, settled
 from support_process import wait_for
@@ -275,3 +276,46 @@ def test_an_events_priority_and_its_superseded_attempts_are_shown(page, console_
     page.goto(f"{console_url}/console#/apps/{tenant.id}/attempts?status=superseded")
     expect(page.locator("table.attempts tr[data-status=superseded]")).to_have_count(1)
     expect(page.locator("table.attempts tr[data-status=pending]")).to_have_count(0)
+
+
+def console_keys(api: httpx.Client, tenant) -> list[dict]:
+    listed = api.get(tenant.path("/api-keys"), headers=ADMIN).json()["data"]
+    return [key for key in listed if key["name"] == "console"]
+
+
+def test_an_operators_console_key_lasts_12_hours_and_is_replaced_when_it_expires(
+    page, console_url, api, database_url
+):
+    tenant = create_tenant(api, "Keyed Shop")
+    tenant.subscription(url="http://127.0.0.1:9/keyed-hook")
+    sign_in(page, console_url)
+    page.click("text=Keyed Shop")
+    expect(page.locator("#backlog")).to_be_visible()
+    [first] = console_keys(api, tenant)
+    created = datetime.fromisoformat(first["created_at"].replace("Z", "+00:00"))
+    expires = datetime.fromisoformat(first["expires_at"].replace("Z", "+00:00"))
+    assert expires - created == timedelta(hours=12)
+
+    # The key runs out: the next screen makes a new one instead of signing the operator out.
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = %s",
+            (first["id"],),
+        )
+    page.click("#nav >> text=Endpoints")
+    expect(page.locator("#subscriptions")).to_contain_text("keyed-hook")
+    expect(page.locator("#who")).to_contain_text("Admin")
+    expect(page.locator(".notice.error")).to_have_count(0)
+    keys = console_keys(api, tenant)
+    assert len(keys) == 2, keys
+    [second] = [key for key in keys if key["id"] != first["id"]]
+    assert second["expires_at"] is not None and second["revoked_at"] is None
+
+    # Signing out revokes the key in use.
+    page.click("#who button")
+    expect(page.locator("input[name=token]")).to_be_visible()
+    wait_for(
+        lambda: all(k["revoked_at"] for k in console_keys(api, tenant) if k["id"] == second["id"]),
+        timeout=10,
+        what="the console's key revoked",
+    )

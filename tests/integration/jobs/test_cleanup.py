@@ -1,5 +1,6 @@
 """cleanup: events past retention with their attempts, in batches, never one still in delivery;
-the dry run; expired previous secrets and portal sessions; refilled rate-limit buckets."""
+the dry run; expired previous secrets, portal sessions and API keys; refilled rate-limit
+buckets."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from hookpost.credentials import hash_api_key
 from hookpost.jobs import run_once
+from support import ADMIN
 from support_jobs import connect, insert_attempt, insert_event
 
 
@@ -201,3 +204,31 @@ def test_expired_portal_sessions_are_deleted(db, tenant, env):
         tenant.path("/subscriptions"), headers={"Authorization": f"Bearer {token}"}
     )
     assert answer.status_code == 401
+
+
+def test_api_keys_expired_over_a_day_ago_are_deleted(db, api, tenant, env):
+    made = [
+        api.post(tenant.path("/api-keys"), headers=ADMIN, json={"name": f"k{i}", "ttl_s": 3600})
+        for i in range(3)
+    ]
+    assert [answer.status_code for answer in made] == [201, 201, 201]
+    old, recent, live = (uuid.UUID(answer.json()["id"]) for answer in made)
+    expired_at = {old: ago(1) - timedelta(minutes=1), recent: ago(1) + timedelta(minutes=5)}
+    for key, at in expired_at.items():
+        db.execute("UPDATE api_keys SET expires_at = %s WHERE id = %s", (at, key))
+    forever = uuid.UUID(tenant_key_id(db, tenant.key))
+
+    env(HOOKPOST_CLEANUP_DRY_RUN="true")
+    assert run_once("cleanup").counts["api_keys_due"] >= 1
+    assert existing(db, "api_keys", [old, recent, live, forever]) == {old, recent, live, forever}
+
+    env(HOOKPOST_CLEANUP_DRY_RUN="false")
+    assert run_once("cleanup").counts["api_keys_deleted"] >= 1
+    # Expired less than a day ago, not expiring yet, or never: kept.
+    assert existing(db, "api_keys", [old, recent, live, forever]) == {recent, live, forever}
+    assert tenant.get("/event-types").status_code == 200
+
+
+def tenant_key_id(db, key: str) -> str:
+    row = db.execute("SELECT id FROM api_keys WHERE key_hash = %s", (hash_api_key(key),))
+    return str(row.fetchone()["id"])

@@ -53,8 +53,20 @@ class ApplicationPage(Page):
     data: list[Application]
 
 
+API_KEY_TTL_MAX_S = 30 * 24 * 3600
+API_KEY_EXPIRES_AT_DESCRIPTION = "past this time the key answers 401; null: it never expires"
+
+
 class ApiKeyIn(Strict):
     name: Name
+    # Strict: an integer, not a string or a float that reads as one.
+    ttl_s: int | None = Field(
+        None,
+        ge=60,
+        le=API_KEY_TTL_MAX_S,
+        strict=True,
+        description="lifetime in seconds (60..2592000, 30 days); absent or null: never expires",
+    )
 
 
 class ApiKey(BaseModel):
@@ -63,6 +75,7 @@ class ApiKey(BaseModel):
     prefix: str = Field(description="the first characters of the key, to recognise it")
     created_at: Timestamp
     revoked_at: Timestamp | None
+    expires_at: Timestamp | None = Field(description=API_KEY_EXPIRES_AT_DESCRIPTION)
 
 
 class ApiKeyCreated(BaseModel):
@@ -70,6 +83,7 @@ class ApiKeyCreated(BaseModel):
     name: str
     key: str = Field(description="shown only in this response; store it now")
     created_at: Timestamp
+    expires_at: Timestamp | None = Field(description=API_KEY_EXPIRES_AT_DESCRIPTION)
 
 
 class ApiKeyPage(Page):

@@ -43,7 +43,7 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
         raise Unauthorized
     caller = identify(token)
     if caller is None:
-        logger.info("unknown or revoked key refused")
+        logger.info("unknown, revoked or expired key refused")
         raise Unauthorized
     if caller.application_id is None:
         principal, usage_key = "admin", os.environ[ADMIN_USAGE_KEY_ENV]

@@ -62,14 +62,16 @@ RETURNING id, name, retention_days, created_at, updated_at
 
 APPLICATION_DELETE = "DELETE FROM applications WHERE id = %(id)s RETURNING id"
 
+# `ttl_s` NULL: a key that never expires.
 API_KEY_INSERT = """
-INSERT INTO api_keys (application_id, name, key_hash, key_prefix)
-VALUES (%(application_id)s, %(name)s, %(key_hash)s, %(key_prefix)s)
-RETURNING id, name, created_at
+INSERT INTO api_keys (application_id, name, key_hash, key_prefix, expires_at)
+VALUES (%(application_id)s, %(name)s, %(key_hash)s, %(key_prefix)s,
+        now() + make_interval(secs => %(ttl_s)s))
+RETURNING id, name, created_at, expires_at
 """
 
 API_KEY_LIST = sql.SQL("""
-SELECT id, name, key_prefix AS prefix, created_at, revoked_at FROM api_keys {where}
+SELECT id, name, key_prefix AS prefix, created_at, revoked_at, expires_at FROM api_keys {where}
 ORDER BY id DESC LIMIT %(limit)s
 """)
 
@@ -78,8 +80,10 @@ UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
 WHERE id = %(id)s AND application_id = %(application_id)s RETURNING id
 """
 
+# A live key: neither revoked nor expired (hookpost_ingest checks an ingest's key the same way).
 API_KEY_APPLICATION = """
-SELECT application_id FROM api_keys WHERE key_hash = %(key_hash)s AND revoked_at IS NULL
+SELECT application_id FROM api_keys
+WHERE key_hash = %(key_hash)s AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
 """
 
 # Event types
@@ -955,6 +959,17 @@ CLEANUP_EXPIRED_PORTAL_SESSIONS = "DELETE FROM portal_sessions WHERE expires_at 
 
 CLEANUP_COUNT_EXPIRED_PORTAL_SESSIONS = """
 SELECT count(*) AS sessions FROM portal_sessions WHERE expires_at <= now()
+"""
+
+# An API key past its expiry answers 401 (API_KEY_APPLICATION, hookpost_ingest checks the time);
+# kept a day for its listing to show why it stopped working, then deleted. A small table: a
+# sequential scan.
+CLEANUP_EXPIRED_API_KEYS = """
+DELETE FROM api_keys WHERE expires_at <= now() - interval '1 day'
+"""
+
+CLEANUP_COUNT_EXPIRED_API_KEYS = """
+SELECT count(*) AS api_keys FROM api_keys WHERE expires_at <= now() - interval '1 day'
 """
 
 # A bucket that has refilled to its burst reads exactly as a missing one, so dropping it changes

@@ -1,6 +1,6 @@
 """cleanup: deletes events past their application's retention_days with their attempts, clears
-rotated-out secrets once they expire, deletes expired portal sessions, and drops rate-limit buckets
-that have refilled.
+rotated-out secrets once they expire, deletes expired portal sessions and API keys that expired
+more than a day ago, and drops rate-limit buckets that have refilled.
 
 Events go in batches of HOOKPOST_CLEANUP_BATCH_SIZE, each its own short transaction (row locks
 on one batch only, plain deletes: no table rewrite), for up to HOOKPOST_CLEANUP_BUDGET_S a run.
@@ -36,6 +36,7 @@ def run(conn: psycopg.Connection, settings: Settings, stop: threading.Event) -> 
         "attempts_deleted": attempts,
         "secrets_cleared": conn.execute(queries.CLEANUP_EXPIRED_SECRETS).rowcount,
         "portal_sessions_deleted": conn.execute(queries.CLEANUP_EXPIRED_PORTAL_SESSIONS).rowcount,
+        "api_keys_deleted": conn.execute(queries.CLEANUP_EXPIRED_API_KEYS).rowcount,
         "rate_buckets_dropped": conn.execute(queries.CLEANUP_FULL_BUCKETS).rowcount,
     }
 
@@ -49,6 +50,7 @@ def dry_run(conn: psycopg.Connection) -> dict[str, int]:
         "portal_sessions_due": conn.execute(
             queries.CLEANUP_COUNT_EXPIRED_PORTAL_SESSIONS
         ).fetchone()["sessions"],
+        "api_keys_due": conn.execute(queries.CLEANUP_COUNT_EXPIRED_API_KEYS).fetchone()["api_keys"],
         "rate_buckets_due": conn.execute(queries.CLEANUP_COUNT_FULL_BUCKETS).fetchone()["buckets"],
     }
 

@@ -70,28 +70,53 @@ class ApiError extends Error {
 
 // The admin token is refused on an application's own routes (403), so an admin opening one gets
 // a key of the console's own for it (named "console"), kept for this tab and revoked at sign-out.
-function tokenFor(path) {
+// It expires after 12 hours, so a tab closed without signing out leaves no key that works for
+// long (cleanup deletes it a day later); one that answers 401 (expired, or revoked elsewhere) is
+// replaced by a new one, made with the admin token, and the request sent again once.
+const CONSOLE_KEY_TTL_S = 12 * 3600;
+const makingKey = {};
+
+// The application whose console key a request carries; null when it carries the session's token.
+function consoleKeyApp(path) {
   const appRoute = /^applications\/([^/?]+)\/(?!api-keys)[^?]/.exec(path);
-  if (session.kind === "admin" && appRoute) return session.keys[appRoute[1]].key;
-  return session.token;
+  return session.kind === "admin" && appRoute ? appRoute[1] : null;
 }
 
 async function consoleKey(appId) {
   if (session.kind !== "admin" || session.keys[appId]) return;
-  const key = await call("POST", `applications/${appId}/api-keys`, { name: "console" });
-  session.keys[appId] = { id: key.id, key: key.key };
-  saveSession(session);
+  // One request at a time per application: the screens' calls all wait for the same key.
+  makingKey[appId] = makingKey[appId] || call("POST", `applications/${appId}/api-keys`,
+    { name: "console", ttl_s: CONSOLE_KEY_TTL_S }).then((key) => {
+    if (session && session.kind === "admin") {
+      session.keys[appId] = { id: key.id, key: key.key };
+      saveSession(session);
+    }
+  }).finally(() => { delete makingKey[appId]; });
+  await makingKey[appId];
 }
 
-async function call(method, path, body) {
+async function call(method, path, body, renewed = false) {
   const headers = { Accept: "application/json" };
-  if (session) headers.Authorization = `Bearer ${tokenFor(path)}`;
+  const keyApp = session ? consoleKeyApp(path) : null;
+  if (keyApp) await consoleKey(keyApp);
+  if (keyApp && !session) throw new ApiError(401, {});  // signed out meanwhile
+  const used = keyApp ? session.keys[keyApp] : null;
+  if (session) headers.Authorization = `Bearer ${used ? used.key : session.token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(`v1/${path}`, {
     method, headers, body: body === undefined ? undefined : JSON.stringify(body),
     credentials: "omit", cache: "no-store",
   });
   const data = response.status === 204 ? null : await response.json().catch(() => ({}));
+  if (response.status === 401 && session && used && !renewed) {
+    // The console key ran out: a new one (unless another request has made it already), then
+    // this request again. The admin token refused there signs the tab out.
+    if (session.keys[keyApp] && session.keys[keyApp].id === used.id) {
+      delete session.keys[keyApp];
+      saveSession(session);
+    }
+    return call(method, path, body, true);
+  }
   if (response.status === 401 && session) {
     signOut("Your session has ended; sign in again.");
   }

@@ -98,6 +98,7 @@ def create_api_key(
                 "name": body.name,
                 "key_hash": key_hash,
                 "key_prefix": prefix,
+                "ttl_s": body.ttl_s,
             },
         ).fetchone()
     return json_response(201, {**row, "key": key})

@@ -33,7 +33,8 @@ DECLARE
 BEGIN
     IF p_key_hash IS NOT NULL THEN
         SELECT k.application_id INTO key_application FROM api_keys k
-        WHERE k.key_hash = p_key_hash AND k.revoked_at IS NULL;
+        WHERE k.key_hash = p_key_hash AND k.revoked_at IS NULL
+          AND (k.expires_at IS NULL OR k.expires_at > now());
         IF key_application IS NULL OR key_application <> p_application_id
            OR (limited AND EXISTS (
                SELECT FROM rate_limit_buckets b
