@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import re
+import uuid
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import Router
 from psycopg.types.json import Jsonb
+from pydantic import TypeAdapter
 
 from hookpost.api import models, scope
 from hookpost.api.auth import Deferred
@@ -35,6 +40,29 @@ def _ingested(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return results
 
 
+def _accepted(result: dict[str, Any]) -> dict[str, Any]:
+    """One result as models.EventAccepted writes it in JSON."""
+    return {
+        "id": str(result["id"]),
+        "event_id": result["event_id"],
+        "event_type": result["event_type"],
+        "attempts_created": result["attempts_created"],
+        "duplicate": result["duplicate"],
+    }
+
+
+def accept_one(app_id: uuid.UUID, event: EventIn) -> tuple[int, dict[str, Any]]:
+    """The status and body (JSON-ready) of POST .../events."""
+    (result,) = _ingested(ingest(app_id, [event], batch=False, checks=Deferred.checks))
+    return 200 if result["duplicate"] else 202, _accepted(result)
+
+
+def accept_batch(app_id: uuid.UUID, events: list[EventIn]) -> tuple[int, dict[str, Any]]:
+    """The status and body (JSON-ready) of POST .../events/batch."""
+    results = _ingested(ingest(app_id, events, batch=True, checks=Deferred.checks))
+    return 202, {"data": [_accepted(result) for result in results]}
+
+
 @router.post(
     "/applications/<app_id>/events",
     tags=["events"],
@@ -51,8 +79,7 @@ def _ingested(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     },
 )
 def send_event(app_id: AppId, body: Annotated[EventIn, Body()]) -> Response[models.EventAccepted]:
-    (result,) = _ingested(ingest(app_id, [body], batch=False, checks=Deferred.checks))
-    return json_response(200 if result["duplicate"] else 202, result)
+    return json_response(*accept_one(app_id, body))
 
 
 @router.post(
@@ -63,9 +90,59 @@ def send_event(app_id: AppId, body: Annotated[EventIn, Body()]) -> Response[mode
 def send_events(
     app_id: AppId, body: Annotated[models.EventBatchIn, Body()]
 ) -> Response[models.EventBatchAccepted]:
-    return json_response(
-        202, {"data": _ingested(ingest(app_id, body.events, batch=True, checks=Deferred.checks))}
-    )
+    return json_response(*accept_batch(app_id, body.events))
+
+
+# The two routes above, answered without the resolver (`direct`): what their validation does,
+# compiled once. The path is one the resolver routes to them, with an id that can be a UUID.
+_DIRECT_PATH = re.compile(r"/v1/applications/([0-9A-Fa-f-]{32,36})/events(/batch)?")
+_APP_ID: TypeAdapter[uuid.UUID] = TypeAdapter(uuid.UUID)
+_EVENT: TypeAdapter[EventIn] = TypeAdapter(EventIn)
+_BATCH: TypeAdapter[models.EventBatchIn] = TypeAdapter(models.EventBatchIn)
+# The resolver's serializer, as it writes a validated response model.
+_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def direct(event: dict[str, Any]) -> Callable[[], Response] | None:
+    """An API Gateway event that send_event or send_events accepts, as a call answering it as
+    they do; None for any other request. A single event costs about half the CPU this way: the
+    resolver's routing, its OpenAPI validation of the path, the body and the response, and its
+    response building took more than all the rest of the request.
+
+    Accepted means exactly what the resolver's validation accepts: the body read as it reads it
+    (JSON when the Content-Type header, the last of its spellings, is empty or application/json;
+    json.loads), one object validated by the same models (`from_attributes` as it does), the app
+    id as its path parameter. Anything else (invalid JSON or body, another content type, a body
+    in base64, an id that is no UUID) is left to the resolver, so every refusal is its own, word
+    for word."""
+    match = _DIRECT_PATH.fullmatch(event.get("path") or "")
+    if match is None or event.get("isBase64Encoded") or not event.get("body"):
+        return None
+    try:
+        content_type = ""
+        for name, value in (event.get("headers") or {}).items():
+            if name.lower() == "content-type":
+                content_type = value
+        content_type = content_type.strip()
+        if content_type and not content_type.startswith("application/json"):
+            return None
+        body = json.loads(event["body"])
+        if not isinstance(body, dict):
+            return None
+        app_id = _APP_ID.validate_python(match[1])
+        if match[2]:
+            events = _BATCH.validate_python(body, from_attributes=True).events
+        else:
+            one = _EVENT.validate_python(body, from_attributes=True)
+    except Exception:
+        return None
+    if match[2]:
+        return lambda: _answer(*accept_batch(app_id, events))
+    return lambda: _answer(*accept_one(app_id, one))
+
+
+def _answer(status: int, body: dict[str, Any]) -> Response:
+    return Response(status, "application/json", _json(body))
 
 
 LABEL_PREFIX = "label."
