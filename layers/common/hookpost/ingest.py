@@ -14,6 +14,7 @@ from pydantic_core import to_json
 from hookpost.config import RateLimit, get_settings
 from hookpost.db import queries
 from hookpost.db.pool import connection
+from hookpost.db.run import array_literal
 from hookpost.errors import Conflict, FieldError, Invalid, TooLarge
 from hookpost.events import PRIORITY_RANK, EventIn
 from hookpost.ids import uuid7
@@ -52,13 +53,13 @@ class Refused(Exception):
 
 def _check_params(checks: Checks | None) -> dict[str, Any]:
     if checks is None or checks.outcome is not None:
-        return {"key_hash": None, "keys": [], "bursts": [], "rates": []}
-    keys = list(checks.buckets)
+        return {"key_hash": None, "keys": "{}", "bursts": "{}", "rates": "{}"}
+    limits = checks.buckets.values()
     return {
         "key_hash": checks.key_hash,
-        "keys": keys,
-        "bursts": [float(checks.buckets[k].burst) for k in keys],
-        "rates": [float(checks.buckets[k].per_s) for k in keys],
+        "keys": array_literal(checks.buckets),
+        "bursts": array_literal(float(limit.burst) for limit in limits),
+        "rates": array_literal(float(limit.per_s) for limit in limits),
     }
 
 

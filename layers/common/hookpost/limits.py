@@ -16,6 +16,7 @@ from hookpost.config import RateLimit, get_settings
 from hookpost.credentials import bearer_token
 from hookpost.db import queries
 from hookpost.db.pool import DatabaseUnavailable, connection
+from hookpost.db.run import array_literal
 from hookpost.proxy_events import event_header
 
 log = logging.getLogger(__name__)
@@ -56,13 +57,12 @@ def retry_after(seconds: float) -> int:
 
 def take(conn: psycopg.Connection, wanted: dict[str, RateLimit]) -> Throttled | None:
     """Spend one token from each bucket, or none if any is empty; None means go ahead."""
-    keys = list(wanted)
     row = conn.execute(
         queries.LIMITS_TAKE,
         {
-            "keys": keys,
-            "bursts": [float(wanted[k].burst) for k in keys],
-            "rates": [float(wanted[k].per_s) for k in keys],
+            "keys": array_literal(wanted),
+            "bursts": array_literal(float(limit.burst) for limit in wanted.values()),
+            "rates": array_literal(float(limit.per_s) for limit in wanted.values()),
         },
     ).fetchone()
     if row["allowed"]:

@@ -254,8 +254,8 @@ WHERE application_id = %(application_id)s AND enabled AND id = ANY(%(ids)s)
 # request's rate-limit buckets and checks its API key when given `key_hash` (NULL: already done).
 EVENTS_INGEST = """
 SELECT outcome, retry_after_s, exhausted, id, event_id, event_type, attempts_created, stale
-FROM hookpost_ingest(%(application_id)s, %(key_hash)s, %(keys)s, %(bursts)s, %(rates)s,
-                     %(events)s::jsonb)
+FROM hookpost_ingest(%(application_id)s, %(key_hash)s, %(keys)s::text[], %(bursts)s::float8[],
+                     %(rates)s::float8[], %(events)s::jsonb)
 """
 
 EVENTS_BY_KEY = """
