@@ -77,3 +77,16 @@ def test_ingested_events_and_limit_rejections_are_counted(ingest_handler, api, e
     assert statuses == [200, 429]
     emitted = emf(capsys.readouterr().out)
     assert emitted["LimitRejections"] == [1.0] and "EventsIngested" not in emitted
+
+
+def test_log_lines_carry_api_gateways_request_id(ingest_handler, database_url):
+    from hookpost.api.app import logger
+
+    event = sample("ingest_health.json")
+    event["requestContext"]["requestId"] = "c0ffee-request"
+    ingest_handler(event, LocalLambdaContext())
+    assert logger.get_correlation_id() == "c0ffee-request"
+
+    del event["requestContext"]
+    ingest_handler(event, LocalLambdaContext())
+    assert logger.get_correlation_id() is None
