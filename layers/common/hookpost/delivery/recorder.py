@@ -4,8 +4,11 @@ writes them (`Recorder`).
 One flusher records for the whole loop: whatever finished while the previous statement ran goes
 in the next one, up to a batch a statement. So a thousand answers a second cost a few statements,
 not a thousand, and a slow database slows recording, never the requests (the loop stops claiming
-while recording lags: see plan.may_claim). A batch that fails is kept and tried again; its
-attempts stay in flight under their lease meanwhile, and are delivered again should it expire.
+while recording lags: see plan.may_claim). Answers come in bursts (a claim's requests go out
+together and come back together, over a few turns of the event loop): woken by the first, the
+flusher lets the event loop turn while more keep coming, so that a burst is one statement, not
+two or three. A batch that fails is kept and tried again; its attempts stay in flight under
+their lease meanwhile, and are delivered again should it expire.
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ log = logging.getLogger("hookpost.delivery")
 CLOSE_MARGIN_S = 2.0
 # How many times a batch of outcomes whose statement fails (not the connection) is tried.
 _RECORD_TRIES = 3
+# How long the flusher gathers a burst of answers at most before it records them, and how many
+# turns of the event loop in a row without a new one end the burst.
+GATHER_S = 0.005
+_QUIET_TURNS = 2
 
 
 @dataclass(frozen=True)
@@ -140,6 +147,7 @@ class Recorder:
         while True:
             await self._to_flush.wait()
             self._to_flush.clear()
+            await self._gather()
             if await self._flush():
                 if self._closing:
                     return
@@ -155,6 +163,20 @@ class Recorder:
                     return
             await asyncio.sleep(self._retry_s)
             self._to_flush.set()
+
+    async def _gather(self) -> None:
+        """Let the event loop turn while results keep coming (the rest of a burst), until two
+        turns in a row add none, a batch is there, GATHER_S has passed or the recorder is
+        closing. A lone answer waits two turns of the event loop."""
+        deadline = time.monotonic() + GATHER_S
+        count = len(self._results)
+        quiet = 0
+        while not self._closing and count < self._batch and time.monotonic() < deadline:
+            await asyncio.sleep(0)
+            quiet = quiet + 1 if len(self._results) == count else 0
+            if quiet == _QUIET_TURNS:
+                return
+            count = len(self._results)
 
     async def _flush(self) -> bool:
         """Record every result collected, a batch per statement; False when the database
