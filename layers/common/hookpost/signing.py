@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
+from functools import lru_cache
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
@@ -31,10 +32,19 @@ def secret_key(secret: str) -> bytes:
     return key
 
 
+@lru_cache(maxsize=4096)
+def _keyed(key: bytes) -> hmac.HMAC:
+    """HMAC-SHA256 keyed with `key`, fed nothing yet. A copy of it signs without deriving the
+    key's inner and outer pads again, which was a third of the cost of a signature."""
+    return hmac.new(key, digestmod=hashlib.sha256)
+
+
 def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     """One `v1,<base64>` signature of `{id}.{timestamp}.{body}`."""
-    signed = b"%s.%d.%s" % (msg_id.encode(), timestamp, body)
-    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    mac = _keyed(key).copy()
+    mac.update(b"%s.%d." % (msg_id.encode(), timestamp))
+    mac.update(body)
+    return "v1," + base64.b64encode(mac.digest()).decode()
 
 
 def signature_header(keys: list[bytes], msg_id: str, timestamp: int, body: bytes) -> str:

@@ -79,10 +79,19 @@ class Outcome:
     retry_after_s: float | None = None
 
 
+@lru_cache(maxsize=1024)
+def _json_string(text: str) -> str:
+    return json.dumps(text)
+
+
 def request_body(event_type: str, occurred_at: datetime, payload_json: str) -> bytes:
-    """The Standard Webhooks payload; the event's payload goes in as stored, not re-encoded."""
-    head = json.dumps({"type": event_type, "timestamp": rfc3339(occurred_at)})
-    return f'{head[:-1]}, "data": {payload_json}}}'.encode()
+    """The Standard Webhooks payload; the event's payload goes in as stored, not re-encoded.
+    Written as json.dumps writes the dict (an RFC 3339 time needs no escaping), without
+    encoding a dict for every request."""
+    return (
+        f'{{"type": {_json_string(event_type)}, "timestamp": "{rfc3339(occurred_at)}", '
+        f'"data": {payload_json}}}'
+    ).encode()
 
 
 def data_json(attempt: dict[str, Any], public_url: str, now: float) -> str:
@@ -131,16 +140,18 @@ def request_headers(attempt: dict[str, Any], body: bytes, timestamp: int) -> CIM
     if attempt["previous_secret"]:
         keys.append(signing_key(attempt["previous_secret"]))
     msg_id = str(attempt["batch_id"] or attempt["event_id"])
-    headers: CIMultiDict[str] = CIMultiDict(attempt["headers"] or {})
-    headers.update(
-        {
-            "content-type": "application/json",
-            "user-agent": USER_AGENT,
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": signature_header(keys, msg_id, timestamp, body),
-        }
-    )
+    ours = {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature_header(keys, msg_id, timestamp, body),
+    }
+    if not attempt["headers"]:
+        # Most subscriptions have none: made at once (an update costs five times as much).
+        return CIMultiDict(ours)
+    headers: CIMultiDict[str] = CIMultiDict(attempt["headers"])
+    headers.update(ours)
     return headers
 
 
