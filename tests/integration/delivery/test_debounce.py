@@ -87,8 +87,11 @@ def test_a_chain_is_sent_at_most_10_debounces_after_its_first(tenant, receiver, 
         started = _at(delivered[0]["started_at"])
         wait_for(lambda: unsettled(tenant) <= 1, timeout=10, what="the chain recorded")
     seconds = (started - first_created).total_seconds()
-    assert 9.5 <= seconds <= 11, f"sent {seconds:.1f} s after the first"
-    assert _ns(receiver)[0] >= 25, "the newest at the cap is what went"
+    # Not before the cap; the upper bound leaves room for a loaded machine's scheduling (without
+    # the cap nothing would go while events keep coming, and the loop above would fail).
+    assert 9.5 <= seconds <= 13, f"sent {seconds:.1f} s after the first"
+    # The newest when the cap came: at most the few sent while it was on the wire are newer.
+    assert _ns(receiver)[0] >= n - 3, "the newest at the cap is what went"
 
 
 def test_debounce_works_with_per_key_order_and_batches(tenant, receiver, fast):
