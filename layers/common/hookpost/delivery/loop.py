@@ -48,6 +48,9 @@ from hookpost.delivery.schedule import SUCCEEDED, RetryPolicy, decide
 from hookpost.delivery.sender import Sender
 
 log = logging.getLogger("hookpost.delivery")
+# One line per outcome, which `hookpost dev` prints (hookpost.local.dev); DEBUG, so that Lambda
+# and `hookpost deliver` (INFO) stay quiet at thousands a second.
+outcome_log = logging.getLogger("hookpost.delivery.outcome")
 
 _DB_ERRORS = (DatabaseUnavailable, psycopg.Error)
 _RECORD_ROWS = 1000
@@ -188,7 +191,8 @@ class Worker:
         )
 
     def _wake_if_claim_allowed(self) -> None:
-        if may_claim(self._limits, self._observe()):
+        # Called for every answer: once woken, the loop looks for itself.
+        if not self._wake.is_set() and may_claim(self._limits, self._observe()):
             self._wake.set()
 
     async def _wait(self, timeout_s: float) -> None:
@@ -278,16 +282,15 @@ class Worker:
                 retry_after_s=outcome.retry_after_s,
             )
             result = Result.of(attempt["id"], claim_id, outcome, decision, ord=ord)
-            # One line per outcome, which `hookpost dev` prints (hookpost.local.dev); DEBUG, so
-            # that Lambda and `hookpost deliver` (INFO) stay quiet at thousands a second.
-            logging.getLogger("hookpost.delivery.outcome").debug(
-                "attempt %s to %s: %s, %s, %d ms",
-                attempt["id"],
-                attempt["url"],
-                decision.status,
-                outcome.status_code or outcome.error,
-                outcome.elapsed_ms,
-            )
+            if outcome_log.isEnabledFor(logging.DEBUG):
+                outcome_log.debug(
+                    "attempt %s to %s: %s, %s, %d ms",
+                    attempt["id"],
+                    attempt["url"],
+                    decision.status,
+                    outcome.status_code or outcome.error,
+                    outcome.elapsed_ms,
+                )
             self._recorder.add(result)
             if self._on_delivered is not None and result.status == SUCCEEDED:
                 self._on_delivered(attempt["waited_ms"] + outcome.elapsed_ms)

@@ -266,4 +266,6 @@ def _joined(headers: Any) -> dict[str, str]:
 
 def _clean(text: str) -> str:
     """Text PostgreSQL will store: no NUL, no lone surrogates (from undecodable header bytes)."""
+    if text.isascii() and "\x00" not in text:
+        return text  # the usual header or body, and no surrogate can be ASCII: kept as it is
     return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
