@@ -127,6 +127,24 @@ def test_a_batch_is_accepted_in_order(tenant, database_url):
     assert count(database_url, "attempts", tenant.id) == 5
 
 
+def test_each_event_of_a_batch_counts_its_own_attempts(tenant, database_url):
+    tenant.event_type("a.one")
+    tenant.event_type("b.two")
+    tenant.subscription(event_types=["a.one"])
+    tenant.subscription(event_types=["*"], labels={"region": "eu"})
+    events = [
+        {"event_type": "a.one" if i % 2 == 0 else "b.two", "payload": {"i": i}}
+        | ({"labels": {"region": "eu"}} if i % 3 == 0 else {})
+        for i in range(12)
+    ]
+    results = tenant.post("/events/batch", {"events": events}).json()["data"]
+    expected = [(i % 2 == 0) + (i % 3 == 0) for i in range(12)]
+    assert [r["attempts_created"] for r in results] == expected
+    stored = [tenant.get(f"/events/{r['id']}").json()["attempts_created"] for r in results]
+    assert stored == expected
+    assert count(database_url, "attempts", tenant.id) == sum(expected)
+
+
 def test_a_batch_with_one_bad_event_stores_nothing_and_names_it(tenant, database_url):
     tenant.event_type(schema={"type": "object", "required": ["amount"]})
     tenant.subscription()

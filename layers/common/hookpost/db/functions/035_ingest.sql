@@ -107,14 +107,19 @@ BEGIN
         JOIN candidates s ON s.event_types && ARRAY[i.event_type, '*'] AND i.labels @> s.labels
          AND (s.payload_filter IS NULL OR i.payload @@ s.payload_filter)
     ),
+    -- Each event's count of attempts, by one pass over `matched` (a subquery per event scanned
+    -- it once per event: a batch of 500 spent a third of its statement there).
+    matched_counts AS MATERIALIZED (
+        SELECT m.ord, count(*) AS attempts FROM matched m GROUP BY m.ord
+    ),
     inserted AS (
         INSERT INTO events
             (id, application_id, event_id, event_type, payload, labels, occurred_at, attempts_created,
              ordering_key, deliver_at, expires_at, priority)
         SELECT i.id, p_application_id, i.event_id, i.event_type, i.payload, i.labels, i.occurred_at,
-               (SELECT count(*) FROM matched m WHERE m.ord = i.ord),
-               i.ordering_key, i.deliver_at, i.expires_at, i.priority
-        FROM input i WHERE (SELECT types FROM stale) = 0 ORDER BY i.ord
+               coalesce(c.attempts, 0), i.ordering_key, i.deliver_at, i.expires_at, i.priority
+        FROM input i LEFT JOIN matched_counts c ON c.ord = i.ord
+        WHERE (SELECT types FROM stale) = 0 ORDER BY i.ord
         ON CONFLICT ON CONSTRAINT events_idempotency_key DO NOTHING
         RETURNING id, event_id, event_type, attempts_created
     ),
