@@ -17,7 +17,7 @@ from hookpost.db.pool import connection
 from hookpost.db.run import array_literal
 from hookpost.errors import Conflict, FieldError, Invalid, TooLarge
 from hookpost.events import PRIORITY_RANK, EventIn
-from hookpost.ids import uuid7
+from hookpost.ids import uuid7_strings
 from hookpost.operational import RESERVED_PREFIX, is_reserved
 from hookpost.schemas import compile_schema, payload_errors
 
@@ -218,9 +218,10 @@ def _documents(
     keys: list[str] = []
     documents: list[str] = []
     seen: set[str] = set()
-    for index, event in enumerate(events):
-        event_uuid = uuid7()
-        key = event.event_id if event.event_id is not None else str(event_uuid)
+    for index, (event, event_uuid) in enumerate(
+        zip(events, uuid7_strings(len(events)), strict=True)
+    ):
+        key = event.event_id if event.event_id is not None else event_uuid
         keys.append(key)
         if key in seen:
             continue
@@ -231,7 +232,7 @@ def _documents(
         document = to_json(
             {
                 "ord": index,
-                "id": str(event_uuid),
+                "id": event_uuid,
                 "event_id": key,
                 "event_type": event.event_type,
                 "payload": event.payload,
