@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import platform
 import signal
@@ -918,6 +919,9 @@ def arguments() -> argparse.Namespace:
 
 def main() -> int:
     only = arguments().only
+    # stdout is the table: the migration of each figure's database is not news (after the
+    # in-process ingest figures, the handler's logger would print it there as JSON).
+    logging.getLogger("hookpost.db.migrate").setLevel(logging.WARNING)
     started = time.perf_counter()
     receiver_port = free_port()
     receiver_base = f"http://127.0.0.1:{receiver_port}"
