@@ -40,27 +40,15 @@ def _ingested(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return results
 
 
-def _accepted(result: dict[str, Any]) -> dict[str, Any]:
-    """One result as models.EventAccepted writes it in JSON."""
-    return {
-        "id": str(result["id"]),
-        "event_id": result["event_id"],
-        "event_type": result["event_type"],
-        "attempts_created": result["attempts_created"],
-        "duplicate": result["duplicate"],
-    }
-
-
 def accept_one(app_id: uuid.UUID, event: EventIn) -> tuple[int, dict[str, Any]]:
-    """The status and body (JSON-ready) of POST .../events."""
+    """The status and body (models.EventAccepted) of POST .../events."""
     (result,) = _ingested(ingest(app_id, [event], batch=False, checks=Deferred.checks))
-    return 200 if result["duplicate"] else 202, _accepted(result)
+    return 200 if result["duplicate"] else 202, result
 
 
 def accept_batch(app_id: uuid.UUID, events: list[EventIn]) -> tuple[int, dict[str, Any]]:
-    """The status and body (JSON-ready) of POST .../events/batch."""
-    results = _ingested(ingest(app_id, events, batch=True, checks=Deferred.checks))
-    return 202, {"data": [_accepted(result) for result in results]}
+    """The status and body (models.EventBatchAccepted) of POST .../events/batch."""
+    return 202, {"data": _ingested(ingest(app_id, events, batch=True, checks=Deferred.checks))}
 
 
 @router.post(
@@ -99,8 +87,8 @@ _DIRECT_PATH = re.compile(r"/v1/applications/([0-9A-Fa-f-]{32,36})/events(/batch
 _APP_ID: TypeAdapter[uuid.UUID] = TypeAdapter(uuid.UUID)
 _EVENT: TypeAdapter[EventIn] = TypeAdapter(EventIn)
 _BATCH: TypeAdapter[models.EventBatchIn] = TypeAdapter(models.EventBatchIn)
-# The resolver's serializer, as it writes a validated response model.
-_json = json.JSONEncoder(separators=(",", ":")).encode
+# The resolver's serializer, as it writes a validated response model (ids as strings).
+_json = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 def direct(event: dict[str, Any]) -> Callable[[], Response] | None:
