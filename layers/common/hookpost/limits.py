@@ -34,18 +34,23 @@ class Throttled:
         return f"rate limit exceeded ({', '.join(self.scopes)}); retry in {self.retry_after_s} s"
 
 
-def buckets(event: dict[str, Any], scopes: dict[str, RateLimit]) -> dict[str, RateLimit]:
+def buckets(
+    event: dict[str, Any], scopes: dict[str, RateLimit], key_hash: bytes | None = None
+) -> dict[str, RateLimit]:
     """The buckets an API Gateway event draws from, by key. Public routes called without a
-    token (health, docs) only have the global and IP buckets."""
+    token (health, docs) only have the global and IP buckets. `key_hash`: the SHA-256 of the
+    request's bearer token, when the caller has it already (`credentials.hash_api_key`)."""
     identity = (event.get("requestContext") or {}).get("identity") or {}
     wanted = {
         "global": scopes["global"],
         f"ip:{identity.get('sourceIp') or 'unknown'}": scopes["ip"],
     }
-    token = bearer_token(event_header(event, "authorization"))
-    if token:
+    if key_hash is None:
+        token = bearer_token(event_header(event, "authorization"))
+        key_hash = hashlib.sha256(token.encode()).digest() if token else None
+    if key_hash is not None:
         # Only a hash is kept: the table must not become a list of working credentials.
-        wanted[f"key:{hashlib.sha256(token.encode()).hexdigest()}"] = scopes["key"]
+        wanted[f"key:{key_hash.hex()}"] = scopes["key"]
     return wanted
 
 

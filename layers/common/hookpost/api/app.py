@@ -282,8 +282,9 @@ def _ingest_checks(event: dict[str, Any]) -> Checks | None:
     if not token or not token.startswith(API_KEY_PREFIX) or token == get_settings().admin_token:
         return None
     settings = get_settings().limits
-    wanted = limits.buckets(event, settings.scopes) if settings.enabled else {}
-    return Checks(hash_api_key(token), wanted)
+    key_hash = hash_api_key(token)
+    wanted = limits.buckets(event, settings.scopes, key_hash) if settings.enabled else {}
+    return Checks(key_hash, wanted)
 
 
 def _checked_late(event: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
