@@ -102,7 +102,8 @@ def ingest(
                 break
         else:
             raise Conflict("event types changed while storing; send again")
-        # What each key answers: (id, event_id, event_type, attempts_created, duplicate).
+        # What each key answers: (id, event_id, event_type, attempts_created, duplicate), the id
+        # as text (queries.EVENTS_INGEST).
         results = {row[_EVENT_ID]: (*row[_ID:_STALE], False) for row in stored}
         seen_before = [key for key in dict.fromkeys(keys) if key not in results]
         if seen_before:

@@ -252,14 +252,15 @@ WHERE application_id = %(application_id)s AND enabled AND id = ANY(%(ids)s)
 # is pending.
 # The statement is hookpost_ingest's (db/functions/035_ingest.sql), which first takes the
 # request's rate-limit buckets and checks its API key when given `key_hash` (NULL: already done).
+# Ids as text: what the answer writes (a UUID object per row, then its string, cost more).
 EVENTS_INGEST = """
-SELECT outcome, retry_after_s, exhausted, id, event_id, event_type, attempts_created, stale
+SELECT outcome, retry_after_s, exhausted, id::text, event_id, event_type, attempts_created, stale
 FROM hookpost_ingest(%(application_id)s, %(key_hash)s, %(keys)s::text[], %(bursts)s::float8[],
                      %(rates)s::float8[], %(events)s::jsonb)
 """
 
 EVENTS_BY_KEY = """
-SELECT id, event_id, event_type, attempts_created FROM events
+SELECT id::text, event_id, event_type, attempts_created FROM events
 WHERE application_id = %(application_id)s AND event_id = ANY(%(event_ids)s)
 """
 

@@ -87,8 +87,8 @@ _DIRECT_PATH = re.compile(r"/v1/applications/([0-9A-Fa-f-]{32,36})/events(/batch
 _APP_ID: TypeAdapter[uuid.UUID] = TypeAdapter(uuid.UUID)
 _EVENT: TypeAdapter[EventIn] = TypeAdapter(EventIn)
 _BATCH: TypeAdapter[models.EventBatchIn] = TypeAdapter(models.EventBatchIn)
-# The resolver's serializer, as it writes a validated response model (ids as strings).
-_json = json.JSONEncoder(separators=(",", ":"), default=str).encode
+# The resolver's serializer, as it writes a validated response model.
+_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def direct(event: dict[str, Any]) -> Callable[[], Response] | None:
