@@ -2,7 +2,8 @@
 handler's CPU as Lambda bills it, and the database's WAL bytes and backend CPU against a
 minimal schema doing the same logical work (store the event, one pending attempt for its one
 subscription) in the same run. `python bench/ingest_cost.py` prints these figures alone;
-`--profile` prints a cProfile of the in-process handler instead.
+`--profile` prints a cProfile of the in-process handler instead (`--profile --batch`: of batches
+of 500 events).
 
 Everything runs in this process: the handler is called with API Gateway proxy events (no HTTP),
 with prepared statements off, as on Lambda behind RDS Proxy; the round trips, WAL and backend
@@ -16,7 +17,6 @@ import os
 import sys
 import time
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -78,10 +78,7 @@ def settings(url: str, limits: str) -> Iterator[None]:
     )
     get_settings.cache_clear()
     try:
-        with warnings.catch_warnings():
-            # The Metrics decorator warns on every call that records nothing.
-            warnings.filterwarnings("ignore", message="No application metrics to publish")
-            yield
+        yield
     finally:
         close_pool()
         os.environ.clear()
@@ -149,6 +146,11 @@ def tenant(call: Callable[[dict[str, Any], Any], dict[str, Any]]) -> tuple[str, 
 def single_event(app: str, key: str) -> dict[str, Any]:
     body = {"event_type": "b.e", "payload": PAYLOAD}
     return proxy_event("POST", f"/v1/applications/{app}/events", key, body)
+
+
+def event_batch(app: str, key: str, n: int = 500) -> dict[str, Any]:
+    body = {"events": [{"event_type": "b.e", "payload": PAYLOAD}] * n}
+    return proxy_event("POST", f"/v1/applications/{app}/events/batch", key, body)
 
 
 def handler_cpu_ms(
@@ -297,19 +299,25 @@ def figures(url: str) -> list[Figure]:
     ]
 
 
-def profile(url: str, n: int = 2000) -> None:
+def profile(url: str, batch: bool = False) -> None:
     import cProfile
     import pstats
 
+    n = 100 if batch else 2000
     with settings(url, "on"):
         call = handler()
         app, key, _ = tenant(call)
-        for _ in range(50):
-            call(single_event(app, key), _Context())
+
+        def request() -> dict[str, Any]:
+            return event_batch(app, key) if batch else single_event(app, key)
+
+        for _ in range(5 if batch else 50):
+            call(request(), _Context())
+        requests = [request() for _ in range(n)]
         profiler = cProfile.Profile(time.process_time)
         profiler.enable()
-        for _ in range(n):
-            call(single_event(app, key), _Context())
+        for event in requests:
+            call(event, _Context())
         profiler.disable()
     stats = pstats.Stats(profiler)
     print(f"{stats.total_calls / n:.0f} Python calls per request")
@@ -325,6 +333,6 @@ if __name__ == "__main__":
     with embedded_postgres(None) as url:
         migrate(url)
         if "--profile" in sys.argv:
-            profile(url)
+            profile(url, batch="--batch" in sys.argv)
         else:
             print(table(figures(url)))
